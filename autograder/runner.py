@@ -1,0 +1,420 @@
+"""Grading one submission: extract its code, run it in a sandboxed worker, judge what comes back.
+
+``Session`` prepares, once per batch, a public copy of the libraries student code may import and inputs-only
+copies of every case file (expected outputs stay in the grader's memory), then grades notebooks one worker process
+each. Comparisons happen here, never in the worker.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import site
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from safetensors.torch import load as st_load
+
+from . import casefile, extract, judge, registry, sandbox
+from . import verdicts as V
+from .protocol import FrameReader, ProtocolError
+from .spec import Question
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MEMORY_MB = 2048
+STARTUP_TIMEOUT = 180.0
+#: Modules imported by the worker before the student's code, so a notebook's setup imports are quick.
+PRELOAD = ["numpy", "torch.nn.functional", "matplotlib", "tqdm.auto", "utils", "autograder"]
+
+
+class GraderError(Exception):
+    """The grading machinery failed before any student code ran: not the student's fault, nothing is stored."""
+
+
+def repo_root() -> Path | None:
+    """The source checkout the engine runs from (None when installed as a package)."""
+    root = registry.PACKAGE_DIR.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def _copytree(src: Path, dst: Path, skip: Iterable[str]) -> None:
+    skip = set(skip)
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        rel = Path(folder).relative_to(src)
+        return [n for n in names if n == "__pycache__" or n.endswith(".pyc") or str(rel / n) in skip]
+
+    shutil.copytree(src, dst, ignore=ignore)
+
+
+def build_public_lib(dest: Path) -> Path:
+    """A folder with the PUBLIC ``utils`` (no ``reference/``) and ``autograder`` (no questions, no references)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    utils_dir = registry.PACKAGE_DIR.parent / "utils"
+    try:
+        import utils as _utils  # noqa: F401 - where the installed package lives, if elsewhere
+        utils_dir = Path(_utils.__file__).resolve().parent
+    except ImportError:
+        pass
+    if utils_dir.is_dir():
+        _copytree(utils_dir, dest / "utils", skip=["reference"])
+    _copytree(registry.PACKAGE_DIR, dest / "autograder", skip=["questions", "references"])
+    (dest / "autograder" / "questions").mkdir()
+    (dest / "autograder" / "questions" / "__init__.py").write_text("")
+    return dest
+
+
+def python_paths() -> tuple[list[str], list[str]]:
+    """``(sys.path for the worker, folders it needs)``: the stdlib and site-packages only (no repository)."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    sites = set()
+    try:
+        sites.update(os.path.realpath(p) for p in site.getsitepackages())
+    except AttributeError:  # pragma: no cover
+        pass
+    root = repo_root()
+    paths = []
+    for p in sys.path:
+        if not p:
+            continue
+        real = os.path.realpath(p)
+        if root and (real == str(root) or real.startswith(str(root) + os.sep)) and real not in sites \
+                and not any(real.startswith(pre + os.sep) for pre in prefixes):
+            continue
+        if real in sites or any(real == pre or real.startswith(pre + os.sep) for pre in prefixes):
+            if os.path.exists(real) and real not in paths:
+                paths.append(real)
+    keep = sorted(prefixes | sites | {os.path.dirname(os.path.realpath(sys.executable))})
+    return paths, keep
+
+
+def _chmod_public(path: Path) -> None:
+    """Readable by the worker's unprivileged uid (tempfile makes 0700 folders)."""
+    for folder, dirs, files in os.walk(path):
+        os.chmod(folder, 0o755)
+        for f in files:
+            os.chmod(os.path.join(folder, f), 0o644)
+
+
+@dataclass
+class Prepared:
+    """One assignment ready to grade: expected outputs (grader only) and inputs-only files (worker)."""
+
+    entry: registry.Entry
+    expected: dict[tuple[str, str], casefile.CaseFile]
+    input_files: dict[tuple[str, str], Path]
+    fingerprint: str
+
+    def inputs_builder(self, qid: str, case: str):
+        return lambda: casefile.build_args(self.expected[(qid, case)])
+
+
+def spec_fingerprint(entry: registry.Entry, files: dict, extra: str = "") -> str:
+    h = hashlib.sha256(f"format={casefile.FORMAT}|{extra}".encode())
+    for q in entry.assignment.questions:
+        cmp = q.compare
+        cmp_desc = [p.name for p in cmp.properties] if hasattr(cmp, "properties") else repr(cmp)
+        h.update(json.dumps([q.id, q.points, q.inplace, q.positional, q.reference_name, cmp_desc,
+                             [(c.name, c.weight, c.public) for c in q.cases]]).encode())
+        for c in q.cases:
+            h.update(files[(q.id, c.name)])
+    return h.hexdigest()
+
+
+@dataclass
+class _Outcome:
+    hello: dict | None = None
+    loaded: dict | None = None
+    cases: dict = field(default_factory=dict)      # (qid, case) -> (header, payload)
+    missing: dict = field(default_factory=dict)    # qid -> message
+    failure: str | None = None                     # why the worker stopped early
+    load_timed_out: bool = False
+    hung: bool = False                             # the grader gave up waiting (vs. the worker died)
+    done: bool = False
+    lost: dict = field(default_factory=dict)       # (qid, case) -> status, for cases a dead worker took along
+
+
+class Session:
+    """Grades notebooks against prepared assignments. Use as a context manager (it owns a temporary folder)."""
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
+                 load_timeout: float | None = None, hide: Iterable[str | Path] = (), tmp_dir: str | None = None):
+        self.timeout = float(timeout)
+        self.memory_mb = int(memory_mb)
+        self.load_timeout = float(load_timeout if load_timeout is not None else max(30.0, 2 * self.timeout))
+        self.base = Path(tempfile.mkdtemp(prefix="autograder-", dir=tmp_dir))
+        os.chmod(self.base, 0o755)
+        self.lib = build_public_lib(self.base / "lib")
+        _chmod_public(self.lib)
+        self.sys_path, self.keep = python_paths()
+        self.sys_path.insert(0, str(self.lib))
+        self.hide = [str(p) for p in hide]
+        self._prepared: dict[str, Prepared] = {}
+        self._lock = threading.Lock()
+        self.isolation_seen: set[str] = set()
+
+    # -- set-up -------------------------------------------------------------------------------------------------
+    def prepare(self, entry: registry.Entry | str) -> Prepared:
+        entry = registry.get(entry) if isinstance(entry, str) else entry
+        with self._lock:
+            if entry.id in self._prepared:
+                return self._prepared[entry.id]
+            expected, inputs, raw = {}, {}, {}
+            for q in entry.assignment.questions:
+                for c in q.cases:
+                    path = entry.case_path(q, c)
+                    try:
+                        raw[(q.id, c.name)] = data = path.read_bytes()
+                    except OSError:
+                        raise GraderError(f"reference file missing: {path}; run `python -m autograder references "
+                                          f"--assignment {entry.id}`") from None
+                    cf = casefile.from_bytes(data, str(path))
+                    expected[(q.id, c.name)] = cf
+                    dst = self.base / "inputs" / entry.id / q.id / f"{c.name}.safetensors"
+                    cf.inputs_only().write(dst)
+                    inputs[(q.id, c.name)] = dst
+            _chmod_public(self.base / "inputs")
+            fp = spec_fingerprint(entry, raw, f"timeout={self.timeout}|memory={self.memory_mb}")
+            prepared = Prepared(entry, expected, inputs, fp)
+            self._prepared[entry.id] = prepared
+            return prepared
+
+    def _hidden_paths(self, prepared: Prepared) -> list[str]:
+        paths = [str(Path.home()), os.getcwd(), str(self.base), *self.hide]
+        root = repo_root()
+        if root:
+            paths.append(str(root))
+        paths.append(str(prepared.entry.references_dir))
+        paths.append(str(prepared.entry.source.parent))
+        if prepared.entry.reference.endswith(".py"):
+            paths.append(str(Path(prepared.entry.reference).resolve().parent))
+        return paths
+
+    # -- grading --------------------------------------------------------------------------------------------------
+    def grade(self, notebook: str | Path, assignment: registry.Entry | str) -> list[V.Result]:
+        """Grade one notebook: one :class:`~autograder.verdicts.Result` per question, in assignment order."""
+        prepared = self.prepare(assignment)
+        questions = list(prepared.entry.assignment.questions)
+        try:
+            nb = extract.read_notebook(notebook)
+        except extract.NotebookError as exc:
+            msg = f"notebook could not be read: {exc}"
+            return [judge.question_result(q, judge.same_for_all_cases(q, V.ERROR, msg)) for q in questions]
+        cells = extract.extract_cells(nb)
+        outcome = self._run_all(prepared, cells, questions)
+        return [self._judge_question(prepared, q, cells, outcome) for q in questions]
+
+    def _run_all(self, prepared: Prepared, cells: list[extract.Cell], questions: list[Question]) -> _Outcome:
+        """Run the questions in workers; when a worker dies mid-way (its code killed it), the question it was on
+        loses its unfinished cases and a fresh worker carries on with the next questions."""
+        merged: _Outcome | None = None
+        remaining = list(questions)
+        while remaining:
+            out = self._run_worker(prepared, cells, remaining)
+            if merged is None:
+                merged = out
+            else:
+                merged.cases.update(out.cases)
+                merged.missing.update(out.missing)
+            if out.loaded is None:
+                if out is not merged:  # a reload failed although the first load worked
+                    for q in remaining:
+                        for c in q.cases:
+                            merged.lost.setdefault((q.id, c.name), {"status": "crashed", "message": out.failure})
+                break
+            if out.done:
+                break
+            current = next((q for q in remaining if q.id not in out.missing and
+                            any((q.id, c.name) not in out.cases for c in q.cases)), None)
+            if current is None:
+                break
+            status = {"status": "timeout"} if out.hung else {"status": "crashed", "message": out.failure}
+            for c in current.cases:
+                if (current.id, c.name) not in out.cases:
+                    merged.lost[(current.id, c.name)] = status
+            remaining = remaining[remaining.index(current) + 1:]
+        assert merged is not None
+        return merged
+
+    def _run_worker(self, prepared: Prepared, cells: list[extract.Cell], questions: list[Question]) -> _Outcome:
+        work = self.base / "work" / uuid.uuid4().hex
+        work.mkdir(parents=True)
+        cell_entries = []
+        for c in cells:
+            if c.syntax_error is None:
+                name = f"cell_{c.index:03d}.py"
+                (work / name).write_text(c.source, encoding="utf-8")
+                cell_entries.append({"index": c.index, "file": str(work / name)})
+        plan = {
+            "sys_path": self.sys_path, "workdir": str(work), "keep": self.keep + [str(self.lib),
+                                                                                 str(self.base / "inputs"),
+                                                                                 str(work)],
+            "hide": self._hidden_paths(prepared), "cells": cell_entries, "timeout": self.timeout,
+            "memory_mb": self.memory_mb, "preload": PRELOAD,
+            "questions": [{"id": q.id, "function": q.id, "inplace": q.inplace, "positional": q.positional,
+                           "cases": [{"name": c.name, "file": str(prepared.input_files[(q.id, c.name)])}
+                                     for c in q.cases]}
+                          for q in questions],
+        }
+        (work / "plan.json").write_text(json.dumps(plan))
+        _chmod_public(work)
+        log_path = self.base / "logs" / f"{work.name}.log"
+        log_path.parent.mkdir(exist_ok=True)
+        r, w = os.pipe()
+        env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "CUDA_VISIBLE_DEVICES": "",
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl",
+               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "TQDM_DISABLE": "1"}
+        script = self.lib / "autograder" / "worker.py"
+        try:
+            with open(log_path, "wb") as log:
+                proc = subprocess.Popen([sys.executable, "-I", "-S", str(script), str(work / "plan.json"), str(w)],
+                                        cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                                        pass_fds=[w], start_new_session=True)
+        finally:
+            os.close(w)
+        outcome = _Outcome()
+        try:
+            self._read_worker(FrameReader(r), prepared, outcome, proc)
+        finally:
+            os.close(r)
+            self._stop(proc, outcome)
+        if outcome.hello is None:
+            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
+            raise GraderError(f"the grading worker did not start: {outcome.failure}\n{tail}")
+        shutil.rmtree(work, ignore_errors=True)
+        log_path.unlink(missing_ok=True)
+        return outcome
+
+    def _read_worker(self, reader: FrameReader, prepared: Prepared, outcome: _Outcome,
+                     proc: subprocess.Popen) -> None:
+        questions = {q.id: q for q in prepared.entry.assignment.questions}
+        valid = set(prepared.input_files)
+        per_question = self.timeout + 15.0
+        start = time.monotonic()
+        hard_stop = start + STARTUP_TIMEOUT + self.load_timeout + per_question * max(1, len(questions))
+        deadline = start + STARTUP_TIMEOUT
+        while True:
+            try:
+                frame = reader.read(min(deadline, hard_stop))
+            except TimeoutError:
+                if outcome.hello is not None and outcome.loaded is None:
+                    outcome.load_timed_out = True
+                    outcome.failure = f"loading the notebook took more than {self.load_timeout:g} s"
+                else:
+                    outcome.hung = True
+                    outcome.failure = "the grading process stopped responding"
+                return
+            except ProtocolError as exc:
+                outcome.failure = f"its results could not be read ({exc})"
+                return
+            if frame is None:  # the worker ended without saying "done": _stop says why
+                return
+            header, payload = frame
+            kind = header.get("type")
+            if kind == "hello" and outcome.hello is None:
+                outcome.hello = header
+                level = str(header.get("isolation", {}).get("level"))
+                self.isolation_seen.add(level)
+                deadline = time.monotonic() + self.load_timeout
+            elif outcome.hello is None:
+                outcome.failure = str(header.get("message", f"unexpected message {kind!r}"))[:3000]
+                return
+            elif kind == "loaded" and outcome.loaded is None:
+                outcome.loaded = header
+                deadline = time.monotonic() + per_question
+            elif kind == "case" and outcome.loaded is not None:
+                key = (header.get("question"), header.get("case"))
+                if key in valid and key not in outcome.cases:
+                    outcome.cases[key] = (header, payload)
+                deadline = time.monotonic() + per_question
+            elif kind in ("missing", "not_callable") and header.get("question") in questions:
+                q = header["question"]
+                outcome.missing.setdefault(q, header)
+                deadline = time.monotonic() + per_question
+            elif kind == "done":
+                outcome.done = True
+                return
+            elif kind == "fatal":
+                outcome.failure = "the grading process failed after your code was loaded"
+                return
+
+    def _stop(self, proc: subprocess.Popen, outcome: _Outcome) -> None:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:  # pragma: no cover
+            proc.kill()
+            proc.wait()
+        uid = (outcome.hello or {}).get("isolation", {}).get("uid")
+        if isinstance(uid, int):
+            sandbox.sweep_uid(uid)
+        if not outcome.done and outcome.failure is None:
+            outcome.failure = sandbox.exit_reason(proc.returncode)
+
+    def _judge_question(self, prepared: Prepared, q: Question, cells: list[extract.Cell],
+                        outcome: _Outcome) -> V.Result:
+        if outcome.loaded is None:
+            if outcome.load_timed_out:
+                verdict, msg = V.TIMEOUT, f"the notebook's code could not be loaded: {outcome.failure}"
+            else:
+                verdict, msg = V.CRASHED, f"the notebook's code could not be loaded: {outcome.failure}"
+            return judge.question_result(q, judge.same_for_all_cases(q, verdict, msg))
+        if q.id in outcome.missing:
+            header = outcome.missing[q.id]
+            if header["type"] == "not_callable":
+                verdict, msg = V.ERROR, f"`{q.id}` is a {header.get('kind', 'value')}, not a function"
+            else:
+                errors = {int(k): str(v) for k, v in (outcome.loaded.get("errors") or {}).items()}
+                why = extract.explain_missing(q.id, cells, errors)
+                verdict, msg = (V.ERROR, why) if why else \
+                    (V.MISSING, f"no top-level function named `{q.id}` was found in the notebook")
+            return judge.question_result(q, judge.same_for_all_cases(q, verdict, msg))
+        results = []
+        for c in q.cases:
+            got = outcome.cases.get((q.id, c.name))
+            if got is None:
+                status = outcome.lost.get((q.id, c.name)) or {
+                    "status": "crashed", "message": f"no result came back ({outcome.failure or 'unknown reason'})"}
+                outputs = None
+            else:
+                status, payload = got
+                outputs = None
+                if status.get("status") == "ok":
+                    try:
+                        outputs = st_load(payload)
+                    except Exception as exc:  # noqa: BLE001
+                        status = {"status": "bad_output", "message": f"the output could not be read: {exc}"}
+            expected = prepared.expected[(q.id, c.name)]
+            results.append(judge.judge_case(q, c, status, outputs, expected.expected,
+                                            prepared.inputs_builder(q.id, c.name),
+                                            timeout=self.timeout, memory_mb=self.memory_mb))
+        return judge.question_result(q, results)
+
+    # -- lifetime -------------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def grade_notebook(path: str | Path, assignment: registry.Entry | str, *, timeout: float = DEFAULT_TIMEOUT,
+                   memory_mb: int = DEFAULT_MEMORY_MB) -> list[V.Result]:
+    """Grade one notebook in a sandboxed worker: one Result per question (cases inside)."""
+    with Session(timeout=timeout, memory_mb=memory_mb) as session:
+        return session.grade(path, assignment)

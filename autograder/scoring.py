@@ -1,0 +1,41 @@
+"""Points arithmetic: the ONE place where case and question points are computed.
+
+Every grading path (the fast batch grader, ``check``, nbgrader's hidden tests through
+:func:`autograder.nbgrader_hook.score`) calls :func:`question_points`, so they give identical floats.
+"""
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+from .spec import Question
+
+#: Points are rounded to this many decimals, so sums like 1/3 + 1/3 + 1/3 print cleanly and compare exactly.
+DECIMALS = 6
+
+
+def case_points(question: Question, case_name: str) -> float:
+    """Points a case is worth: ``question.points * case.weight / sum(weights of the question's cases)``."""
+    total = math.fsum(c.weight for c in question.cases)
+    for c in question.cases:
+        if c.name == case_name:
+            return round(question.points * c.weight / total, DECIMALS) if total > 0 else 0.0
+    raise KeyError(f"question {question.id!r} has no case {case_name!r}")
+
+
+def question_points(question: Question, passed_cases: Iterable[str]) -> float:
+    """Points earned on a question given the names of its passed cases (partial credit per case).
+
+    All cases passed gives exactly ``question.points``; the sum runs in the question's case order."""
+    passed = set(passed_cases)
+    names = [c.name for c in question.cases]
+    unknown = passed.difference(names)
+    if unknown:
+        raise KeyError(f"question {question.id!r} has no case(s) {sorted(unknown)}")
+    if passed == set(names):
+        return float(question.points)
+    total = math.fsum(c.weight for c in question.cases)
+    if total <= 0:
+        return 0.0
+    earned = math.fsum(c.weight for c in question.cases if c.name in passed)
+    return round(question.points * earned / total, DECIMALS)

@@ -1,0 +1,237 @@
+"""The worker: a fresh ``python -I -S`` process that runs ONE submission's code, started by the grader.
+
+Run as ``python -I -S <lib>/autograder/worker.py PLAN.json RESULT_FD``. It isolates itself
+(:mod:`autograder.sandbox`), imports torch, loads the student's extracted code once, then runs each question in a
+forked child with a time limit (per question), a memory limit, output sent to /dev/null and a result pipe that
+child owns alone. Only statuses and output tensors go back to the grader; it never sees expected outputs, so
+all comparisons happen in the grader.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import time
+import traceback
+
+
+def _send(fd: int, header: dict, payload: bytes = b"") -> None:
+    from autograder.protocol import write_frame
+    write_frame(fd, header, payload)
+
+
+def _crash_reason(status: int) -> str:
+    from autograder.sandbox import exit_reason
+
+    if os.WIFSIGNALED(status):
+        return exit_reason(-os.WTERMSIG(status))
+    return exit_reason(os.WEXITSTATUS(status)) if os.WIFEXITED(status) else "the process stopped unexpectedly"
+
+
+def _run_cases_in_child(wfd: int, fn, question: dict, cases: list, indices: list[int], memory_mb: int,
+                        timeout: float) -> None:  # pragma: no cover - runs in a forked child
+    """The child: runs ``indices`` cases of one question and writes one frame per case on its own pipe."""
+    code = 0
+    try:
+        import resource
+
+        from autograder import calls, casefile, sandbox
+        from safetensors.torch import save as st_save
+
+        if wfd != 3:
+            os.dup2(wfd, 3)
+            os.close(wfd)
+        os.closerange(4, 1 << 16)  # the worker's channel to the grader included
+        sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
+        sandbox.limit_memory(memory_mb)
+        sandbox.set_limit(resource.RLIMIT_CPU, int(timeout) + 5)
+        for i in indices:
+            try:
+                args = casefile.build_args(cases[i])
+            except Exception as exc:  # noqa: BLE001
+                _send(3, {"i": i, "status": "engine_error", "message": f"could not build the inputs: {exc}"})
+                continue
+            t0 = time.perf_counter()
+            status, outputs = calls.run(fn, args, question.get("inplace"), question.get("positional", False),
+                                        cases[i].meta.get("seed"))
+            status["seconds"] = round(time.perf_counter() - t0, 4)
+            payload = b""
+            if outputs is not None:
+                try:
+                    payload = st_save(outputs)
+                except Exception as exc:  # noqa: BLE001
+                    status = {"status": calls.BAD_OUTPUT, "message": f"the output cannot be stored: {exc}"}
+                if len(payload) > (64 << 20):
+                    status, payload = {"status": calls.BAD_OUTPUT, "message": "the output is larger than 64 MB"}, b""
+            _send(3, {"i": i, **status}, payload)
+    except BaseException:  # noqa: BLE001
+        code = 70
+    finally:
+        os._exit(code)
+
+
+def run_question(out_fd: int, ns: dict, question: dict, cases: list, memory_mb: int, timeout: float) -> None:
+    from autograder import sandbox
+    from autograder.protocol import FrameReader, ProtocolError
+
+    qid = question["id"]
+    names = [c["name"] for c in question["cases"]]
+
+    def report(i: int, header: dict, payload: bytes = b"") -> None:
+        _send(out_fd, {**header, "type": "case", "question": qid, "case": names[i]}, payload)
+
+    fn = ns.get(question["function"])
+    if fn is None:
+        _send(out_fd, {"type": "missing", "question": qid})
+        return
+    if not callable(fn):
+        _send(out_fd, {"type": "not_callable", "question": qid, "kind": type(fn).__name__})
+        return
+    deadline = time.monotonic() + timeout
+    remaining = list(range(len(names)))
+    while remaining:
+        if time.monotonic() >= deadline:
+            for i in remaining:
+                report(i, {"status": "timeout"})
+            break
+        r, w = os.pipe()
+        sys.stdout.flush()
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover
+            os.close(r)
+            _run_cases_in_child(w, fn, question, cases, remaining, memory_mb, timeout)
+        os.close(w)
+        reader = FrameReader(r)
+        done = 0
+        timed_out = broken = False
+        try:
+            while done < len(remaining):
+                frame = reader.read(deadline)
+                if frame is None:
+                    break
+                header, payload = frame
+                if header.get("i") != remaining[done]:
+                    broken = True
+                    break
+                header.pop("i")
+                report(remaining[done], header, payload)
+                done += 1
+        except TimeoutError:
+            timed_out = True
+        except ProtocolError:
+            broken = True
+        finally:
+            os.close(r)
+        status = None
+        while status is None:
+            got, st = os.waitpid(pid, os.WNOHANG)
+            if got:
+                status = st
+            elif timed_out or broken or time.monotonic() >= deadline:
+                timed_out = timed_out or (not broken and time.monotonic() >= deadline)
+                os.kill(pid, signal.SIGKILL)
+                status = os.waitpid(pid, 0)[1]
+            else:
+                time.sleep(0.005)
+        sandbox.kill_descendants()
+        remaining = remaining[done:]
+        if not remaining:
+            break
+        if timed_out:
+            for i in remaining:
+                report(i, {"status": "timeout"})
+            break
+        reason = "it wrote garbage on its result channel" if broken else _crash_reason(status)
+        report(remaining[0], {"status": "crashed", "message": reason})
+        remaining = remaining[1:]
+
+
+def load_submission(cells: list[dict]) -> tuple[dict, dict]:
+    """Run the kept statements of every cell, in order, like Jupyter would (a failing cell stops there)."""
+    import builtins
+    import types
+
+    from autograder import calls
+    from autograder.extract import kept_module
+
+    module = types.ModuleType("submission")
+    sys.modules["submission"] = module
+    ns = module.__dict__
+    ns["__builtins__"] = builtins
+    errors = {}
+    for cell in cells:
+        path = os.path.abspath(cell["file"])
+        try:
+            with open(path, encoding="utf-8") as f:
+                source = f.read()
+            code = compile(kept_module(source, path), path, "exec")
+            exec(code, ns)  # noqa: S102 - this IS the sandboxed student process
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001
+            st = calls.classify(exc)
+            what = {"not_implemented": "NotImplementedError", "exit": "SystemExit"}.get(st["status"],
+                                                                                       st.get("exc_type", "error"))
+            where = f" ({st['where']})" if st.get("where") else ""
+            errors[str(cell["index"])] = f"cell {cell['index']} raised {what}: {st.get('message', '')}{where}"
+    return ns, errors
+
+
+def main() -> None:
+    plan_path, out_fd = sys.argv[1], int(sys.argv[2])
+    with open(plan_path, encoding="utf-8") as f:
+        plan = json.load(f)
+    sys.path[:] = plan["sys_path"]
+    from autograder import sandbox
+
+    try:
+        info = sandbox.enter(plan["hide"], plan["keep"], plan["workdir"])
+    except OSError as exc:
+        _send(out_fd, {"type": "fatal", "message": f"sandbox setup failed: {exc}"})
+        os._exit(2)
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
+        from autograder import casefile
+
+        for mod in plan.get("preload", []):
+            try:
+                __import__(mod)
+            except Exception:  # noqa: BLE001 - the student's own import will report it
+                pass
+        cases = {}
+        for q in plan["questions"]:
+            cases[q["id"]] = [casefile.read(c["file"]) for c in q["cases"]]
+        _send(out_fd, {"type": "hello", "isolation": info, "pid": os.getpid()})
+        devnull = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(devnull, fd)
+        sandbox.limit_memory(plan["memory_mb"], soft_only=True)
+        import builtins
+
+        saved_builtins = dict(builtins.__dict__)
+        ns, errors = load_submission(plan["cells"])
+        builtins.__dict__.clear()  # undo any patching of builtins at import (the worker needs them intact)
+        builtins.__dict__.update(saved_builtins)
+        names = [q["function"] for q in plan["questions"]]
+        defined = {n: type(ns[n]).__name__ for n in names if n in ns}
+        _send(out_fd, {"type": "loaded", "errors": errors, "defined": defined})
+        for q in plan["questions"]:
+            run_question(out_fd, ns, q, cases[q["id"]], plan["memory_mb"], plan["timeout"])
+        _send(out_fd, {"type": "done"})
+    except BaseException:  # noqa: BLE001
+        try:
+            _send(out_fd, {"type": "fatal", "message": traceback.format_exc()[-2000:]})
+        finally:
+            os._exit(1)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main()
