@@ -1,0 +1,202 @@
+"""Image <-> tensor conversion and the small image operations the visualization notebooks share.
+
+Conventions: images are uint8 ``(H, W, 3)`` NumPy arrays (RGB); model inputs are float32 ``(N, 3, S, S)`` tensors
+normalized with a :class:`utils.models.ModelCard`'s mean/std. Every tensor operation here follows the device and
+dtype of its input and is differentiable where that makes sense (``blur``, ``jitter``, ``clamp_to_valid``).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .models import ModelCard, model_card
+
+__all__ = ["preprocess", "deprocess", "jitter", "unjitter", "blur", "gaussian_kernel1d", "valid_range",
+           "clamp_to_valid"]
+
+
+def _card(card: ModelCard | None) -> ModelCard:
+    return model_card("shapes") if card is None else card
+
+
+def _stats(card: ModelCard, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    mean = torch.tensor(card.mean, dtype=dtype, device=device).view(1, 3, 1, 1)
+    std = torch.tensor(card.std, dtype=dtype, device=device).view(1, 3, 1, 1)
+    return mean, std
+
+
+def _describe(a) -> str:
+    if isinstance(a, (np.ndarray, torch.Tensor)):
+        return f"{type(a).__name__} of dtype {a.dtype} and shape {tuple(a.shape)}"
+    return type(a).__name__
+
+
+def _as_uint8_batch(images) -> list[torch.Tensor]:
+    """Validate the input of :func:`preprocess`; return a list of uint8 ``(3, H, W)`` tensors or one ``(N, 3, H, W)``."""
+    expected = "a uint8 image (H, W, 3), a uint8 batch (N, H, W, 3) or a list of uint8 (H, W, 3) images"
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise ValueError(f"preprocess expected {expected}; received an empty {type(images).__name__}")
+        out = []
+        for i, im in enumerate(images):
+            if not isinstance(im, (np.ndarray, torch.Tensor)) or im.ndim != 3:
+                raise ValueError(f"preprocess expected {expected}; item {i} of the list is {_describe(im)}")
+            out.extend(_as_uint8_batch(im))
+        return out
+    if not isinstance(images, (np.ndarray, torch.Tensor)):
+        raise TypeError(f"preprocess expected {expected}; received {_describe(images)}")
+    if images.dtype not in (np.uint8, torch.uint8):
+        raise TypeError(
+            f"preprocess expected {expected}; received {_describe(images)}. Convert [0, 1] floats with "
+            f"(x * 255).round().astype(np.uint8) first, or pass an already-normalized tensor to the model directly."
+        )
+    if images.ndim not in (3, 4) or images.shape[-1] != 3:
+        raise ValueError(f"preprocess expected {expected} (channels last, RGB); received {_describe(images)}")
+    t = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
+    t = t.permute(2, 0, 1)[None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
+    return [t]
+
+
+def _resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Center-crop float ``(N, 3, H, W)`` to a square and resize it (bilinear, anti-aliased) to ``size``."""
+    h, w = x.shape[-2:]
+    if h != w:
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        x = x[..., top:top + side, left:left + side]
+    if x.shape[-1] != size:
+        x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
+                          antialias=x.shape[-1] > size)
+    return x
+
+
+def preprocess(images, card: ModelCard | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+    """Turn uint8 RGB images into the normalized float32 input a model expects.
+
+    Args:
+        images: one uint8 ``(H, W, 3)`` array, a uint8 batch ``(N, H, W, 3)`` or a list of uint8 ``(H, W, 3)``
+            arrays (sizes may differ). Torch uint8 tensors with the same layouts are accepted too.
+        card: the model's :class:`ModelCard` (default: the bundled model's, ``model_card("shapes")``).
+        device: where the result goes (default: where the input is; NumPy input lives on the CPU).
+
+    Non-square images are center-cropped to a square; images not of ``card.input_size`` are resized (bilinear,
+    anti-aliased when shrinking). Pixels are scaled to [0, 1] and normalized: ``(p / 255 - mean) / std``.
+
+    Returns:
+        float32 tensor ``(N, 3, S, S)`` with ``S = card.input_size``.
+    """
+    parts = _as_uint8_batch(images)
+    card = _card(card)
+    size = int(card.input_size)
+    out = []
+    for t in parts:
+        if device is not None:
+            t = t.to(device)
+        x = t.to(torch.float32) / 255.0
+        out.append(_resize_square(x, size))
+    x = torch.cat(out, dim=0) if len(out) > 1 else out[0]
+    mean, std = _stats(card, x.device)
+    return ((x - mean) / std).contiguous()
+
+
+def deprocess(x: torch.Tensor, card: ModelCard | None = None) -> np.ndarray:
+    """Inverse of :func:`preprocess` (without the resize): normalized ``(N, 3, H, W)`` -> uint8 ``(N, H, W, 3)``.
+
+    A 3-D input ``(3, H, W)`` gives one ``(H, W, 3)`` image. Values are unnormalized with the card's mean/std,
+    clamped to [0, 1] and rounded to the nearest of the 256 levels. Works on any device; returns a NumPy array.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"deprocess expected a torch.Tensor (N, 3, H, W) or (3, H, W); received {_describe(x)}")
+    single = x.ndim == 3
+    if single:
+        x = x[None]
+    if x.ndim != 4 or x.shape[1] != 3:
+        raise ValueError(f"deprocess expected a tensor (N, 3, H, W) or (3, H, W); received {_describe(x)}")
+    card = _card(card)
+    x = x.detach().to(torch.float32)
+    mean, std = _stats(card, x.device)
+    img = (x * std + mean).clamp_(0.0, 1.0).mul_(255.0).round_().to(torch.uint8)
+    out = img.permute(0, 2, 3, 1).cpu().numpy()
+    return out[0] if single else out
+
+
+def jitter(x: torch.Tensor, ox: int, oy: int) -> torch.Tensor:
+    """Circularly shift ``x`` by ``ox`` pixels along the width (last dim) and ``oy`` along the height.
+
+    Pixels leaving one side come back on the other (``torch.roll``); :func:`unjitter` undoes it exactly."""
+    return torch.roll(x, shifts=(int(oy), int(ox)), dims=(-2, -1))
+
+
+def unjitter(x: torch.Tensor, ox: int, oy: int) -> torch.Tensor:
+    """Inverse of :func:`jitter` with the same ``ox, oy``."""
+    return torch.roll(x, shifts=(-int(oy), -int(ox)), dims=(-2, -1))
+
+
+def gaussian_kernel1d(sigma: float, truncate: float = 4.0, dtype=torch.float64, device=None) -> torch.Tensor:
+    """Normalized 1-D Gaussian with radius ``int(truncate * sigma + 0.5)``, exactly as ``scipy.ndimage`` builds it."""
+    radius = int(truncate * float(sigma) + 0.5)
+    t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+    k = torch.exp(-0.5 * (t / float(sigma)) ** 2)
+    return (k / k.sum()).to(dtype=dtype, device=device)
+
+
+def _reflect_index(n: int, radius: int, device) -> torch.Tensor:
+    """Indices of a length-``n`` axis padded by ``radius`` on both sides, with scipy's ``mode='reflect'``
+    (``d c b a | a b c d | d c b a``, the edge sample repeated), valid for any radius (also > n)."""
+    i = torch.arange(-radius, n + radius, device=device)
+    period = 2 * n
+    j = torch.remainder(i, period)
+    return torch.where(j >= n, period - 1 - j, j)
+
+
+def blur(x: torch.Tensor, sigma: float, truncate: float = 4.0) -> torch.Tensor:
+    """Gaussian blur of each channel of ``x`` ``(N, C, H, W)`` (or ``(C, H, W)``), same shape, dtype and device.
+
+    Separable: one 1-D convolution along the height, one along the width (``conv2d`` with ``groups=C``).
+    Borders follow ``scipy.ndimage.gaussian_filter(..., mode='reflect')``: the image is extended by mirroring
+    *including* the edge sample (``c b a | a b c``; torch's ``'reflect'`` padding would skip it, that is scipy's
+    ``'mirror'``). The extension repeats periodically, so kernels wider than the image are handled exactly.
+    The kernel radius is ``int(truncate * sigma + 0.5)``, as in scipy. ``sigma <= 0`` returns a copy.
+    Differentiable with respect to ``x``.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"blur expected a torch.Tensor (N, C, H, W); received {_describe(x)}")
+    single = x.ndim == 3
+    if single:
+        x = x[None]
+    if x.ndim != 4:
+        raise ValueError(f"blur expected a tensor (N, C, H, W) or (C, H, W); received {_describe(x)}")
+    if sigma <= 0:
+        out = x.clone()
+        return out[0] if single else out
+    n, c, h, w = x.shape
+    dtype = x.dtype if x.is_floating_point() else torch.float32
+    k = gaussian_kernel1d(sigma, truncate, dtype=dtype, device=x.device)
+    radius = (k.numel() - 1) // 2
+    y = x.to(dtype)
+    y = y.index_select(2, _reflect_index(h, radius, x.device))
+    y = F.conv2d(y, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    y = y.index_select(3, _reflect_index(w, radius, x.device))
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    return y[0] if single else y
+
+
+def valid_range(card: ModelCard | None = None, device: torch.device | str | None = None,
+                dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """Normalized values of pixel 0 and pixel 1 per channel: ``low = -mean/std``, ``high = (1 - mean)/std``.
+
+    Each is a ``(1, 3, 1, 1)`` tensor on ``device`` (default CPU), ready to broadcast against ``(N, 3, H, W)``."""
+    card = _card(card)
+    mean, std = _stats(card, device, dtype)
+    return (0.0 - mean) / std, (1.0 - mean) / std
+
+
+def clamp_to_valid(x: torch.Tensor, card: ModelCard | None = None) -> torch.Tensor:
+    """Clamp each channel of normalized images ``(N, 3, H, W)`` to the values real pixels can take (out-of-place).
+
+    Use ``x.data.copy_(clamp_to_valid(x.data))`` to clamp a tensor that is being optimized in place."""
+    low, high = valid_range(card, device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
+    return torch.maximum(torch.minimum(x, high), low)

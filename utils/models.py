@@ -1,0 +1,310 @@
+"""Models: the bundled classifier (the offline default) and torchvision's ImageNet models (only from the cache).
+
+``load_model("shapes")`` builds :class:`ShapesNet` and loads its weights from ``utils/weights/shapes.safetensors``
+after checking their sha256 against ``utils/weights/shapes.json``. ImageNet names (see :data:`MODEL_NAMES`) load
+torchvision's pretrained weights from the torch hub cache if they are already there; this module never downloads.
+Every loaded model is in eval mode with frozen parameters (the notebooks optimize *images*, not weights).
+
+:func:`model_card` describes how a model expects its input (classes, normalization, input size), which is what
+:mod:`utils.image` needs to preprocess and deprocess images for it.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+from torch import nn
+
+from .device import get_device
+
+__all__ = [
+    "ModelCard",
+    "MODEL_NAMES",
+    "IMAGENET_NAMES",
+    "model_card",
+    "load_model",
+    "ShapesNet",
+    "ModelUnavailableError",
+    "WeightsChecksumError",
+    "WEIGHTS_DIR",
+    "imagenet_weights_path",
+    "sha256_file",
+]
+
+#: Folder holding the bundled model's ``shapes.safetensors`` and ``shapes.json`` (tests may monkeypatch it).
+WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
+
+#: ImageNet classifiers available through torchvision's weights API (weights must already be in the torch cache).
+IMAGENET_NAMES: tuple[str, ...] = ("squeezenet1_1", "vgg16", "vgg19", "resnet18", "resnet50", "alexnet")
+
+#: Every name :func:`load_model` and :func:`model_card` accept; ``"shapes"`` is the bundled, offline default.
+MODEL_NAMES: tuple[str, ...] = ("shapes",) + IMAGENET_NAMES
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+class ModelUnavailableError(RuntimeError):
+    """Pretrained weights are not on this machine (and this course never downloads them)."""
+
+
+class WeightsChecksumError(RuntimeError):
+    """The bundled weights file does not match the checksum committed beside it."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model expects as input and what its outputs mean.
+
+    Attributes:
+        name: the name :func:`load_model` accepts.
+        classes: class names, indexed by the model's output logits.
+        mean, std: per-channel normalization of RGB values in [0, 1]: ``x = (pixel / 255 - mean) / std``.
+        input_size: height = width of the images the model was trained on.
+        source: where the weights come from (for humans).
+        weights_file: file name of the weights (inside ``utils/weights`` or the torch hub cache).
+    """
+
+    name: str
+    classes: tuple[str, ...]
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    input_size: int
+    source: str
+    weights_file: str = ""
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The bundled classifier
+# --------------------------------------------------------------------------------------------------------------
+
+
+class ShapesNet(nn.Module):
+    """A small VGG-style ConvNet for the procedural shapes data set, laid out like torchvision's models.
+
+    ``features`` is a flat ``nn.Sequential`` of five conv stages, each ``Conv2d(3x3) -> BatchNorm2d -> ReLU``
+    followed by ``MaxPool2d(2)`` in the first four stages; ``avgpool`` is ``AdaptiveAvgPool2d(1)``; ``classifier``
+    is a single ``Linear``. ``forward`` returns raw class scores (logits, no softmax) ``(N, num_classes)``.
+
+    Input ``(N, 3, H, W)`` normalized with the model card's mean/std; trained at 64x64, works for any H, W >= 16
+    thanks to the adaptive pooling. Every ReLU is out-of-place (``inplace=False``), so slicing ``model.features``
+    or hooking a ReLU gives the activation itself, not a buffer that the next layer overwrites.
+
+    ``feature_layers`` lists the indices in ``features`` of each stage's ReLU (the natural layers to visualize).
+    """
+
+    widths: tuple[int, ...] = (16, 32, 64, 128, 256)
+
+    def __init__(self, num_classes: int = 10, widths: tuple[int, ...] | None = None) -> None:
+        super().__init__()
+        widths = tuple(widths or self.widths)
+        self.widths = widths
+        layers: list[nn.Module] = []
+        relu_idx: list[int] = []
+        c_in = 3
+        for i, c_out in enumerate(widths):
+            layers += [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=False)]
+            relu_idx.append(len(layers) - 1)
+            if i < len(widths) - 1:
+                layers.append(nn.MaxPool2d(2))
+            c_in = c_out
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(c_in, num_classes)
+        self.feature_layers: tuple[int, ...] = tuple(relu_idx)
+        self.num_classes = num_classes
+        self._init_weights()
+
+    def _init_weights(self) -> None:
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                nn.init.normal_(m.weight, 0.0, 0.01)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.features(x)
+        x = self.avgpool(x)
+        x = torch.flatten(x, 1)
+        return self.classifier(x)
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex sha256 of a file's bytes."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=8)
+def _read_json(path: str, mtime_ns: int, size: int) -> dict:
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _shapes_meta() -> dict:
+    meta_path = Path(WEIGHTS_DIR) / "shapes.json"
+    if not meta_path.is_file():
+        raise ModelUnavailableError(
+            f"the bundled model's metadata {meta_path} is missing. Restore it from git "
+            f"(git checkout -- utils/weights) or retrain it: python -m utils.train_bundled"
+        )
+    st = meta_path.stat()
+    return copy.deepcopy(_read_json(str(meta_path), st.st_mtime_ns, st.st_size))
+
+
+def _shapes_card() -> ModelCard:
+    meta = _shapes_meta()
+    return ModelCard(
+        name="shapes",
+        classes=tuple(meta["classes"]),
+        mean=tuple(float(v) for v in meta["mean"]),
+        std=tuple(float(v) for v in meta["std"]),
+        input_size=int(meta["input_size"]),
+        source="bundled: trained by this course on utils.data.make_shapes (python -m utils.train_bundled)",
+        weights_file=meta.get("weights_file", "shapes.safetensors"),
+    )
+
+
+def _load_shapes() -> nn.Module:
+    from safetensors.torch import load_file
+
+    meta = _shapes_meta()
+    path = Path(WEIGHTS_DIR) / meta.get("weights_file", "shapes.safetensors")
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"the bundled model's weights {path} are missing. Restore them from git "
+            f"(git checkout -- utils/weights) or retrain them: python -m utils.train_bundled"
+        )
+    expected = str(meta["sha256"]).lower()
+    actual = sha256_file(path)
+    if actual != expected:
+        raise WeightsChecksumError(
+            f"checksum mismatch for the bundled weights {path}: sha256 is {actual} but {path.parent / 'shapes.json'} "
+            f"expects {expected}. The file is corrupted or was changed: restore it with "
+            f"`git checkout -- utils/weights` or retrain with `python -m utils.train_bundled`."
+        )
+    model = ShapesNet(num_classes=len(meta["classes"]), widths=tuple(meta.get("widths", ShapesNet.widths)))
+    model.load_state_dict(load_file(str(path)))
+    return model
+
+
+# --------------------------------------------------------------------------------------------------------------
+# torchvision ImageNet models
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _imagenet_weights(name: str):
+    import torchvision
+
+    return torchvision.models.get_model_weights(name).DEFAULT
+
+
+def imagenet_weights_path(name: str) -> Path:
+    """Where the pretrained weights of ImageNet model ``name`` must be: ``torch.hub.get_dir()/checkpoints/<file>``,
+    with ``<file>`` the last part of torchvision's download URL (the same place torchvision itself caches it)."""
+    _check_name(name)
+    if name == "shapes":
+        raise ValueError("'shapes' is bundled with the course; it has no torch hub path")
+    weights = _imagenet_weights(name)
+    filename = os.path.basename(urlparse(weights.url).path)
+    return Path(torch.hub.get_dir()) / "checkpoints" / filename
+
+
+def _imagenet_card(name: str) -> ModelCard:
+    weights = _imagenet_weights(name)
+    transforms = weights.transforms()
+    crop = getattr(transforms, "crop_size", [224])
+    crop = int(crop[0] if isinstance(crop, (list, tuple)) else crop)
+    mean = tuple(float(v) for v in getattr(transforms, "mean", IMAGENET_MEAN))
+    std = tuple(float(v) for v in getattr(transforms, "std", IMAGENET_STD))
+    return ModelCard(
+        name=name,
+        classes=tuple(weights.meta["categories"]),
+        mean=mean,  # type: ignore[arg-type]
+        std=std,  # type: ignore[arg-type]
+        input_size=crop,
+        source=f"torchvision {weights!s} ({weights.url})",
+        weights_file=os.path.basename(urlparse(weights.url).path),
+    )
+
+
+def _load_imagenet(name: str) -> nn.Module:
+    import torchvision
+
+    weights = _imagenet_weights(name)
+    path = imagenet_weights_path(name)
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"the pretrained ImageNet weights of {name!r} are not in the torch cache: expected the file {path}. "
+            f"This course never downloads. On a machine with network, either run\n"
+            f"    python -c \"import torchvision; torchvision.models.get_model('{name}', weights='DEFAULT')\"\n"
+            f"(which saves it under {Path(torch.hub.get_dir()) / 'checkpoints'}; set TORCH_HOME to choose the cache), "
+            f"or download {weights.url}\nand copy the file to {path}. "
+            f'Offline, use the bundled model instead: load_model("shapes").'
+        )
+    model = torchvision.models.get_model(name, weights=None, num_classes=len(weights.meta["categories"]))
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Public entry points
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _check_name(name: str) -> None:
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; valid names: {', '.join(MODEL_NAMES)}")
+
+
+def model_card(name: str = "shapes") -> ModelCard:
+    """The :class:`ModelCard` of model ``name`` (one of :data:`MODEL_NAMES`). Needs no weights and no network."""
+    _check_name(name)
+    if name == "shapes":
+        return _shapes_card()
+    return _imagenet_card(name)
+
+
+def load_model(name: str = "shapes", device: torch.device | str | None = None) -> nn.Module:
+    """Load a classifier in eval mode, with every parameter frozen (``requires_grad=False``), on ``device``.
+
+    Args:
+        name: ``"shapes"`` (default; the bundled model, works offline) or an ImageNet name from
+            :data:`MODEL_NAMES` (``"squeezenet1_1"``, ``"vgg16"``, ``"resnet18"``, ...), whose weights must already
+            be in the torch hub cache (see :func:`imagenet_weights_path`).
+        device: where to put the model; default :func:`utils.device.get_device`.
+
+    Returns:
+        The model. It maps normalized images ``(N, 3, H, W)`` (see :func:`utils.image.preprocess`) to raw class
+        scores ``(N, num_classes)``.
+
+    Raises:
+        ValueError: unknown name (the message lists the valid names).
+        ModelUnavailableError: ImageNet weights not in the cache (the message says where to put them).
+        WeightsChecksumError: the bundled weights file does not match its committed sha256.
+    """
+    _check_name(name)
+    model = _load_shapes() if name == "shapes" else _load_imagenet(name)
+    model.eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(torch.device(device) if device is not None else get_device())
