@@ -12,7 +12,7 @@ __all__ = ["check", "grade_notebook", "grade_folder", "isolation_level"]
 
 def __getattr__(name: str):
     if name == "check":
-        from .check import check
+        from .selfcheck import check
         return check
     if name == "grade_notebook":
         from .runner import grade_notebook

@@ -27,6 +27,10 @@ _CELL_FILE = re.compile(r"cell_(\d+)\.py$")
 _ENGINE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+class CaseTimeout(BaseException):
+    """Raised (by a timer, in-process only) when a case runs past its time limit."""
+
+
 class BadOutput(Exception):
     """The function returned something that is not a tensor (or tuple of tensors / number)."""
 
@@ -96,6 +100,8 @@ def classify(exc: BaseException) -> dict[str, Any]:
     """A JSON status for an exception raised by the student's function."""
     if isinstance(exc, NotImplementedError):
         return {"status": NOT_IMPLEMENTED}
+    if isinstance(exc, CaseTimeout):
+        return {"status": "timeout"}
     if isinstance(exc, BadOutput):
         return {"status": BAD_OUTPUT, "message": str(exc)}
     if isinstance(exc, SystemExit):

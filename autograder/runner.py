@@ -147,7 +147,8 @@ class Session:
     """Grades notebooks against prepared assignments. Use as a context manager (it owns a temporary folder)."""
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
-                 load_timeout: float | None = None, hide: Iterable[str | Path] = (), tmp_dir: str | None = None):
+                 load_timeout: float | None = None, hide: Iterable[str | Path] = (), tmp_dir: str | None = None,
+                 isolate: bool = True):
         self.timeout = float(timeout)
         self.memory_mb = int(memory_mb)
         self.load_timeout = float(load_timeout if load_timeout is not None else max(30.0, 2 * self.timeout))
@@ -158,6 +159,7 @@ class Session:
         self.sys_path, self.keep = python_paths()
         self.sys_path.insert(0, str(self.lib))
         self.hide = [str(p) for p in hide]
+        self.isolate = isolate  # False: the "process" level even where namespaces work (for tests/comparison)
         self._prepared: dict[str, Prepared] = {}
         self._lock = threading.Lock()
         self.isolation_seen: set[str] = set()
@@ -200,8 +202,11 @@ class Session:
         return paths
 
     # -- grading --------------------------------------------------------------------------------------------------
-    def grade(self, notebook: str | Path, assignment: registry.Entry | str) -> list[V.Result]:
-        """Grade one notebook: one :class:`~autograder.verdicts.Result` per question, in assignment order."""
+    def grade(self, notebook: str | Path, assignment: registry.Entry | str,
+              info: dict | None = None) -> list[V.Result]:
+        """Grade one notebook: one :class:`~autograder.verdicts.Result` per question, in assignment order.
+
+        ``info`` (optional) receives ``isolation``: the level the worker achieved (``""`` if none ran)."""
         prepared = self.prepare(assignment)
         questions = list(prepared.entry.assignment.questions)
         try:
@@ -211,6 +216,8 @@ class Session:
             return [judge.question_result(q, judge.same_for_all_cases(q, V.ERROR, msg)) for q in questions]
         cells = extract.extract_cells(nb)
         outcome = self._run_all(prepared, cells, questions)
+        if info is not None:
+            info["isolation"] = str(((outcome.hello or {}).get("isolation") or {}).get("level", ""))
         return [self._judge_question(prepared, q, cells, outcome) for q in questions]
 
     def _run_all(self, prepared: Prepared, cells: list[extract.Cell], questions: list[Question]) -> _Outcome:
@@ -259,7 +266,7 @@ class Session:
                                                                                  str(self.base / "inputs"),
                                                                                  str(work)],
             "hide": self._hidden_paths(prepared), "cells": cell_entries, "timeout": self.timeout,
-            "memory_mb": self.memory_mb, "preload": PRELOAD,
+            "memory_mb": self.memory_mb, "preload": PRELOAD, "namespace": self.isolate,
             "questions": [{"id": q.id, "function": q.id, "inplace": q.inplace, "positional": q.positional,
                            "cases": [{"name": c.name, "file": str(prepared.input_files[(q.id, c.name)])}
                                      for c in q.cases]}

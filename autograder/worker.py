@@ -186,7 +186,7 @@ def main() -> None:
     from autograder import sandbox
 
     try:
-        info = sandbox.enter(plan["hide"], plan["keep"], plan["workdir"])
+        info = sandbox.enter(plan["hide"], plan["keep"], plan["workdir"], namespace=plan.get("namespace", True))
     except OSError as exc:
         _send(out_fd, {"type": "fatal", "message": f"sandbox setup failed: {exc}"})
         os._exit(2)

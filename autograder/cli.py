@@ -1,0 +1,150 @@
+"""Command line: ``python -m autograder <command>``.
+
+Commands: ``references`` (generate case files), ``grade`` (batch-grade a submissions folder), ``pytest`` (one
+notebook, one pytest item per case), ``isolation`` (what isolation student code gets here), ``list`` (assignments
+and questions). ``--questions FILE`` (any command) adds a question file that is not in ``autograder/questions``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from . import registry
+
+COMMANDS: dict[str, tuple[str, callable, callable]] = {}
+
+
+def command(name: str, help: str):
+    """Register a subcommand: ``@command(name, help)`` on a function taking ``(parser)`` that returns the runner."""
+    def wrap(configure):
+        COMMANDS[name] = (help, configure)
+        return configure
+    return wrap
+
+
+def _limits(p: argparse.ArgumentParser) -> None:
+    from .runner import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+
+    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+                   help=f"seconds per question, all its cases together (default {DEFAULT_TIMEOUT:g})")
+    p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
+                   help=f"extra memory a question may allocate, in MB (default {DEFAULT_MEMORY_MB})")
+
+
+@command("references", "generate reference case files (inputs, tiny-model weights, expected outputs)")
+def _references(p: argparse.ArgumentParser):
+    p.add_argument("--assignment", action="append", help="assignment id (repeatable; default: all)")
+    p.add_argument("--out", type=Path, help="write under this folder instead of the assignment's references folder")
+
+    def run(args) -> int:
+        from . import references
+
+        entries = registry.entries()
+        ids = args.assignment or sorted(entries)
+        unknown = [a for a in ids if a not in entries]
+        if unknown:
+            print(f"error: unknown assignment(s): {', '.join(unknown)}; known: {', '.join(sorted(entries))}",
+                  file=sys.stderr)
+            return 2
+        for path, err in registry.errors().items():
+            print(f"warning: question file {path} failed to load: {err}", file=sys.stderr)
+        for a in ids:
+            print(f"{a}:")
+            written = references.generate(entries[a], args.out, verbose=True)
+            print(f"  {len(written)} case files")
+        return 0
+    return run
+
+
+@command("grade", "grade SUBMITTED/<student>/<assignment>/<assignment>.ipynb into OUT (resumable)")
+def _grade(p: argparse.ArgumentParser):
+    p.add_argument("submitted", type=Path, help="folder with <student>/<assignment>/<assignment>.ipynb")
+    p.add_argument("--out", type=Path, required=True, help="output folder (grades.sqlite, grades.csv, feedback/...)")
+    p.add_argument("--assignment", help="grade only this assignment (default: every known one found)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    p.add_argument("--hide", action="append", default=[], help="another folder student code must not see")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _limits(p)
+
+    def run(args) -> int:
+        from .batch import BatchError, grade_folder
+
+        try:
+            s = grade_folder(args.submitted, args.out, assignment=args.assignment, workers=args.workers,
+                             timeout=args.timeout, memory_mb=args.memory_mb, progress=not args.no_progress,
+                             hide=args.hide)
+        except BatchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print()
+        print(s.table)
+        print(f"\ngraded {s.graded}, reused {s.reused} (already graded), grader failures {len(s.failed)}; "
+              f"isolation: {s.isolation}")
+        print(f"wrote {args.out / 'grades.csv'}, {args.out / 'report.html'}, {args.out / 'feedback'}/")
+        return 0 if s.ok else 1
+    return run
+
+
+@command("pytest", "check one notebook with pytest (one test item per case)")
+def _pytest(p: argparse.ArgumentParser):
+    p.add_argument("notebook", type=Path)
+    p.add_argument("--assignment", required=True)
+    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed on to pytest (after --)")
+    _limits(p)
+
+    def run(args) -> int:
+        from .pytest_support import run as run_pytest
+
+        extra = [a for a in args.pytest_args if a != "--"]
+        return run_pytest(args.notebook, args.assignment, timeout=args.timeout, memory_mb=args.memory_mb,
+                          questions=args.questions, pytest_args=extra)
+    return run
+
+
+@command("isolation", "print the isolation student code gets on this machine")
+def _isolation(p: argparse.ArgumentParser):
+    def run(args) -> int:
+        from .sandbox import describe, isolation_level
+
+        level = isolation_level()
+        print(f"{level}: {describe(level)}")
+        return 0
+    return run
+
+
+@command("list", "list assignments and their questions")
+def _list(p: argparse.ArgumentParser):
+    def run(args) -> int:
+        for a, entry in sorted(registry.entries().items()):
+            print(f"{a} ({entry.assignment.max_points:g} points; {entry.source})")
+            for q in entry.assignment.questions:
+                pub = sum(c.public for c in q.cases)
+                print(f"  {q.id}: {q.points:g} point{'s' * (q.points != 1)}, {pub} public + {len(q.cases) - pub} hidden cases")
+        for path, err in registry.errors().items():
+            print(f"failed to load {path}: {err}")
+        return 0
+    return run
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.splitlines()[0])
+    parser.add_argument("--questions", action="append", default=[], metavar="FILE",
+                        help="an extra question file (defines ASSIGNMENT); repeatable")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_text, configure) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(run=configure(p))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    for path in args.questions:
+        try:
+            registry.register(path)
+        except Exception as exc:  # noqa: BLE001
+            print(f"error: cannot load question file {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return 2
+    return int(args.run(args) or 0)

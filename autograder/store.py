@@ -1,0 +1,86 @@
+"""SQLite store of grades (``OUT_DIR/grades.sqlite``): written as each submission finishes, so a batch resumes.
+
+A submission is stored in one transaction (old rows replaced), keyed by (student, assignment) with the SHA-256 of
+the notebook and a fingerprint of the assignment's spec + references + limits; a rerun skips submissions whose
+notebook and fingerprint are unchanged.
+"""
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+from .verdicts import Result
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS submissions (
+    student TEXT NOT NULL, assignment TEXT NOT NULL, notebook_sha256 TEXT NOT NULL, fingerprint TEXT NOT NULL,
+    points REAL NOT NULL, max_points REAL NOT NULL, isolation TEXT NOT NULL, graded_at REAL NOT NULL,
+    PRIMARY KEY (student, assignment));
+CREATE TABLE IF NOT EXISTS questions (
+    student TEXT NOT NULL, assignment TEXT NOT NULL, question TEXT NOT NULL, position INTEGER NOT NULL,
+    points REAL NOT NULL, max_points REAL NOT NULL, verdict TEXT NOT NULL, message TEXT NOT NULL,
+    PRIMARY KEY (student, assignment, question));
+CREATE TABLE IF NOT EXISTS cases (
+    student TEXT NOT NULL, assignment TEXT NOT NULL, question TEXT NOT NULL, name TEXT NOT NULL,
+    position INTEGER NOT NULL, public INTEGER NOT NULL, points REAL NOT NULL, max_points REAL NOT NULL,
+    verdict TEXT NOT NULL, message TEXT NOT NULL,
+    PRIMARY KEY (student, assignment, question, name));
+"""
+
+
+class Store:
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, timeout=60)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    def is_current(self, student: str, assignment: str, notebook_sha256: str, fingerprint: str) -> bool:
+        row = self.db.execute("SELECT notebook_sha256, fingerprint FROM submissions WHERE student=? AND "
+                              "assignment=?", (student, assignment)).fetchone()
+        return row == (notebook_sha256, fingerprint)
+
+    def save(self, student: str, assignment: str, notebook_sha256: str, fingerprint: str,
+             results: list[Result], isolation: str) -> None:
+        """Replace the submission's rows atomically."""
+        points = round(sum(r.points for r in results), 6)
+        max_points = round(sum(r.max_points for r in results), 6)
+        key = (student, assignment)
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            for table in ("submissions", "questions", "cases"):
+                self.db.execute(f"DELETE FROM {table} WHERE student=? AND assignment=?", key)
+            self.db.execute("INSERT INTO submissions VALUES (?,?,?,?,?,?,?,?)",
+                            (*key, notebook_sha256, fingerprint, points, max_points, isolation, time.time()))
+            for i, r in enumerate(results):
+                self.db.execute("INSERT INTO questions VALUES (?,?,?,?,?,?,?,?)",
+                                (*key, r.question, i, r.points, r.max_points, r.verdict, r.message))
+                for j, c in enumerate(r.cases):
+                    self.db.execute("INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?,?)",
+                                    (*key, r.question, c.case, j, int(c.public), c.points, c.max_points, c.verdict,
+                                     c.message))
+
+    def submissions(self) -> list[dict]:
+        cur = self.db.execute("SELECT * FROM submissions ORDER BY student, assignment")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row)) for row in cur.fetchall()]
+
+    def question_rows(self, keys: set[tuple[str, str]] | None = None) -> list[dict]:
+        """One row per student x question, sorted by student, assignment, question order."""
+        cur = self.db.execute("SELECT student, assignment, question, points, max_points, verdict, message "
+                              "FROM questions ORDER BY student, assignment, position")
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, row)) for row in cur.fetchall()]
+        return [r for r in rows if keys is None or (r["student"], r["assignment"]) in keys]
+
+    def case_rows(self, keys: set[tuple[str, str]] | None = None) -> list[dict]:
+        cur = self.db.execute("SELECT student, assignment, question, name, public, points, max_points, verdict, "
+                              "message FROM cases ORDER BY student, assignment, question, position")
+        names = [d[0] for d in cur.description]
+        rows = [dict(zip(names, row)) for row in cur.fetchall()]
+        return [r for r in rows if keys is None or (r["student"], r["assignment"]) in keys]
