@@ -91,15 +91,14 @@ def _grade(p: argparse.ArgumentParser):
 def _pytest(p: argparse.ArgumentParser):
     p.add_argument("notebook", type=Path)
     p.add_argument("--assignment", required=True)
-    p.add_argument("pytest_args", nargs=argparse.REMAINDER, help="passed on to pytest (after --)")
     _limits(p)
+    p.epilog = "Arguments after -- go to pytest, e.g. -- -q -x"
 
     def run(args) -> int:
         from .pytest_support import run as run_pytest
 
-        extra = [a for a in args.pytest_args if a != "--"]
         return run_pytest(args.notebook, args.assignment, timeout=args.timeout, memory_mb=args.memory_mb,
-                          questions=args.questions, pytest_args=extra)
+                          questions=args.questions, pytest_args=args.passthrough)
     return run
 
 
@@ -140,7 +139,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    passthrough = argv[argv.index("--") + 1:] if "--" in argv else []
+    argv = argv[:argv.index("--")] if "--" in argv else argv
     args = build_parser().parse_args(argv)
+    args.passthrough = passthrough
     for path in args.questions:
         try:
             registry.register(path)

@@ -1,0 +1,62 @@
+"""Code extraction: magics stripped, only imports / defs / classes / literal constants kept, errors located."""
+from __future__ import annotations
+
+import nbformat
+import pytest
+
+from autograder import extract
+
+
+def nb_with(*sources, markdown_first=True):
+    cells = [nbformat.v4.new_markdown_cell("# title")] if markdown_first else []
+    cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def kept(source):
+    return [type(n).__name__ for n in extract.kept_module(source, "x.py").body]
+
+
+def test_keeps_imports_defs_classes_and_literal_constants_only():
+    src = ("import torch\nfrom math import pi\nSIZE = 3\nNAMES: tuple = ('a', 'b')\nmodel = load_model()\n"
+           "print('demo')\nfor i in range(3):\n    pass\ndef f(x):\n    return x\nclass A:\n    pass\n"
+           "if True:\n    import os\n")
+    assert kept(src) == ["Import", "ImportFrom", "Assign", "AnnAssign", "FunctionDef", "ClassDef"]
+
+
+def test_magics_and_shell_lines_are_blanked_keeping_line_numbers():
+    src = "%matplotlib inline\n!pip install foo\nx = !ls\ndef f(x):\n    %time y = 1\n    return x\nf?\n"
+    cleaned = extract.strip_magics(src)
+    assert cleaned.splitlines()[3] == "def f(x):"
+    assert cleaned.splitlines()[4] == "    pass"
+    assert kept(cleaned) == ["FunctionDef"]
+    assert extract.strip_magics("%%bash\necho hi\n") is None
+    assert extract.strip_magics("%%time\nimport os\n").splitlines()[1] == "import os"
+
+
+def test_cells_numbering_grade_ids_and_syntax_errors():
+    nb = nb_with("import torch", "def f(x)\n    return x\n", "def g(x):\n    return x\n")
+    nb.cells[2].metadata["nbgrader"] = {"grade_id": "f"}
+    cells = extract.extract_cells(nb)
+    assert [c.index for c in cells] == [2, 3, 4]
+    assert cells[1].syntax_error == "SyntaxError in cell 3 (f) line 1: expected ':' (`def f(x)`)"
+    assert cells[2].defines == ["g"]
+    assert extract.explain_missing("f", cells) == cells[1].syntax_error
+    assert extract.explain_missing("h", cells) is None
+    assert extract.explain_missing("g", cells, {4: "cell 4 raised ImportError: nope"}) == \
+        "cell 4 raised ImportError: nope"
+
+
+def test_unreadable_notebooks(tmp_path):
+    bad = tmp_path / "bad.ipynb"
+    bad.write_text("{not json")
+    with pytest.raises(extract.NotebookError, match="not a Jupyter notebook|not valid JSON"):
+        extract.read_notebook(bad)
+    bad.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(extract.NotebookError):
+        extract.read_notebook(bad)
+    with pytest.raises(extract.NotebookError):
+        extract.read_notebook(tmp_path / "missing.ipynb")
+    bad.write_text('{"hello": 1}')
+    with pytest.raises(extract.NotebookError):
+        extract.read_notebook(bad)

@@ -1,0 +1,112 @@
+"""The fast grader on the fixture class: full marks for the solution, zero ("not attempted") for the blank
+release, and every ordinary mistake loses exactly the points of the question it breaks."""
+from __future__ import annotations
+
+import csv
+import shutil
+import sqlite3
+
+import pytest
+
+from autograder import registry
+from autograder.batch import CSV_COLUMNS, grade_folder
+from tests.fixtures.fixture_assignment import students
+
+A = students.ASSIGNMENT
+FULL = {"add_one": 1.0, "softmax_rows": 2.0, "saliency_like": 3.0, "scale_inplace_": 1.0, "orthogonal_rows": 2.0}
+
+#: student -> {question: (points, verdict, text in the message)} for the questions it breaks.
+EXPECTED = {
+    "correct": {},
+    "wrong_values": {"add_one": (0.0, "wrong values", "max abs error 1 at index")},
+    "wrong_shape": {"saliency_like": (0.0, "wrong shape", "expected shape (2, 16, 16), got (2, 3, 16, 16)")},
+    "exception": {"softmax_rows": (0.0, "error", "IndexError: Dimension out of range")},
+    "naive_softmax": {"softmax_rows": (1.0, "non-finite", "values are NaN")},
+    "wrong_dtype": {"add_one": (0.0, "wrong dtype", "expected a float tensor")},
+    "not_inplace": {"scale_inplace_": (0.0, "wrong values", "values differ")},
+    "not_orthogonal": {"orthogonal_rows": (0.0, "property failed", "property 'orthogonal' failed")},
+    "syntax_error": {"softmax_rows": (0.0, "error", "SyntaxError in cell 8 (softmax_rows) line 1: expected ':'")},
+    "missing": {"add_one": (0.0, "missing", "no top-level function named `add_one`")},
+    "hardcoded_batch": {"add_one": (0.5, "wrong shape", "expected shape (5, 2, 3), got (3, 2, 3)")},
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    registry.register(students.QUESTIONS)
+    root = tmp_path_factory.mktemp("submitted")
+    students.write_class(root, {name: students.VARIANTS[name] for name in [*EXPECTED, "blank"]})
+    solution_dir = root / "solution" / A
+    solution_dir.mkdir(parents=True)
+    shutil.copy(students.SOLUTION, solution_dir / f"{A}.ipynb")
+    out = tmp_path_factory.mktemp("out")
+    summary = grade_folder(root, out, assignment=A, workers=2, timeout=20, progress=False, log=lambda s: None)
+    with open(out / "grades.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    return summary, out, rows
+
+
+def by_student(rows):
+    out: dict = {}
+    for r in rows:
+        out.setdefault(r["student"], {})[r["question"]] = r
+    return out
+
+
+def test_csv_has_exact_columns_and_one_sorted_row_per_student_question(graded):
+    summary, out, rows = graded
+    with open(out / "grades.csv") as f:
+        assert f.readline().strip() == ",".join(CSV_COLUMNS)
+    assert len(rows) == (len(EXPECTED) + 2) * len(FULL)
+    keys = [(r["student"], list(FULL).index(r["question"])) for r in rows]
+    assert keys == sorted(keys)
+    assert summary.graded == len(EXPECTED) + 2 and not summary.failed
+
+
+def test_solution_notebook_gets_full_marks(graded):
+    table = by_student(graded[2])
+    for name in ("solution", "correct"):
+        assert {q: float(r["points"]) for q, r in table[name].items()} == FULL
+        assert {r["verdict"] for r in table[name].values()} == {"passed"}
+
+
+def test_blank_release_gets_zero_all_not_attempted(graded):
+    blank = by_student(graded[2])["blank"]
+    assert sum(float(r["points"]) for r in blank.values()) == 0.0
+    assert {r["verdict"] for r in blank.values()} == {"not attempted"}
+    assert all(float(r["max_points"]) == FULL[q] for q, r in blank.items())
+
+
+@pytest.mark.parametrize("student", [s for s in EXPECTED if s != "correct"])
+def test_each_mistake_costs_only_its_question(graded, student):
+    rows = by_student(graded[2])[student]
+    for q, full in FULL.items():
+        if q in EXPECTED[student]:
+            points, verdict, text = EXPECTED[student][q]
+            assert (float(rows[q]["points"]), rows[q]["verdict"]) == (points, verdict), rows[q]
+            assert text in rows[q]["message"]
+        else:
+            assert (float(rows[q]["points"]), rows[q]["verdict"]) == (full, "passed"), rows[q]
+
+
+def test_feedback_shows_public_cases_and_only_verdicts_of_hidden_ones(graded):
+    out = graded[1]
+    page = (out / "feedback" / "naive_softmax" / f"{A}.html").read_text()
+    assert "Total: <b>8 / 9</b>" in page
+    assert "a hidden case failed (non-finite)" in page
+    assert "large_logits" not in page and "values are NaN" not in page
+    page = (out / "feedback" / "wrong_values" / f"{A}.html").read_text()
+    assert "max abs error 1 at index" in page  # public case in full
+    assert (out / "feedback" / "correct" / f"{A}__saliency_like__n2__out.png").is_file()
+
+
+def test_class_report_and_store(graded):
+    out = graded[1]
+    for name in ("report.html", "histogram.png", "questions.png"):
+        assert (out / name).stat().st_size > 1000
+    html = (out / "report.html").read_text()
+    assert "Why points were lost" in html and "not attempted: " in html
+    db = sqlite3.connect(out / "grades.sqlite")
+    n, distinct = db.execute("SELECT count(*), count(DISTINCT student || '/' || question) FROM questions").fetchone()
+    assert n == distinct == (len(EXPECTED) + 2) * len(FULL)
+    assert {r[0] for r in db.execute("SELECT isolation FROM submissions")} <= {"namespace", "process"}
