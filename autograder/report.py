@@ -16,10 +16,10 @@ COLORS = {V.PASSED: "#2e7d32", V.WRONG_VALUES: "#f9a825", V.PROPERTY_FAILED: "#f
 
 def _order(rows: list[dict]) -> list[tuple[str, str]]:
     """(assignment, question) pairs in the order they first appear (rows come sorted by question position)."""
-    seen: dict[tuple[str, str], None] = {}
+    seen: dict[tuple[str, str], int] = {}
     for r in rows:
-        seen.setdefault((r["assignment"], r["question"]), None)
-    return list(seen)
+        seen.setdefault((r["assignment"], r["question"]), len(seen))
+    return sorted(seen, key=lambda key: (key[0], seen[key]))
 
 
 def totals(rows: list[dict]) -> dict[str, dict[str, float]]:
@@ -36,7 +36,7 @@ def points_lost(case_rows: list[dict]) -> dict[tuple[str, str], Counter]:
     for c in case_rows:
         if c["verdict"] != V.PASSED:
             lost[(c["assignment"], c["question"])][c["verdict"]] += c["max_points"] - c["points"]
-    return lost
+    return {key: Counter({v: round(p, 3) for v, p in counter.items()}) for key, counter in lost.items()}
 
 
 def _figures(rows: list[dict], out: Path) -> None:

@@ -12,6 +12,7 @@ import os
 import shutil
 import signal
 import site
+import socket
 import subprocess
 import sys
 import tempfile
@@ -105,6 +106,79 @@ def _chmod_public(path: Path) -> None:
             os.chmod(os.path.join(folder, f), 0o644)
 
 
+WORKER_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "CUDA_VISIBLE_DEVICES": "",
+              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl",
+              "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "TQDM_DISABLE": "1"}
+
+
+class ForkServer:
+    """A ``python -I -S`` process that has imported torch and the engine (never student code) and forks one
+    fresh supervisor + worker per submission, so a submission costs a fork instead of an interpreter start."""
+
+    def __init__(self, lib: Path, sys_path: list[str], log_path: Path):
+        self.log_path = log_path
+        self.lock = threading.Lock()
+        config = log_path.with_suffix(".json")
+        config.write_text(json.dumps({"sys_path": sys_path, "preload": PRELOAD}))
+        os.chmod(config, 0o644)
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(lib / "autograder" / "worker.py"), str(config), str(theirs.fileno())],
+                cwd=lib, env=WORKER_ENV, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                pass_fds=[theirs.fileno()], start_new_session=True)
+        theirs.close()
+        self._ready = False  # checked at the first spawn: the interpreter starts while the grader prepares
+
+    def _wait_ready(self) -> None:
+        self.sock.settimeout(STARTUP_TIMEOUT)
+        try:
+            ready = self._line()
+        except OSError as exc:
+            ready = f"no answer ({exc})"
+        if '"ready"' not in ready:
+            raise GraderError(f"the grading fork server did not start: {ready}\n{self.log_tail()}")
+        self.sock.settimeout(60)
+        self._ready = True
+
+    def _line(self) -> str:
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise OSError("connection closed")
+            data += chunk
+        return data.decode()
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def spawn(self, plan: Path, result_fd: int) -> int:
+        """Start a worker for ``plan`` writing frames to ``result_fd``; returns its supervisor's pid (a process
+        group leader: kill the group to stop the worker)."""
+        with self.lock:
+            if not self._ready:
+                self._wait_ready()
+            socket.send_fds(self.sock, [json.dumps({"plan": str(plan)}).encode()], [result_fd])
+            return int(json.loads(self._line())["pid"])
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+
+
 @dataclass
 class Prepared:
     """One assignment ready to grade: expected outputs (grader only) and inputs-only files (worker)."""
@@ -139,6 +213,7 @@ class _Outcome:
     failure: str | None = None                     # why the worker stopped early
     load_timed_out: bool = False
     hung: bool = False                             # the grader gave up waiting (vs. the worker died)
+    returncode: int | None = None                  # how the worker process ended (from its supervisor)
     done: bool = False
     lost: dict = field(default_factory=dict)       # (qid, case) -> status, for cases a dead worker took along
 
@@ -163,6 +238,19 @@ class Session:
         self._prepared: dict[str, Prepared] = {}
         self._lock = threading.Lock()
         self.isolation_seen: set[str] = set()
+        (self.base / "logs").mkdir()
+        self._server: ForkServer | None = None
+        self._server_lock = threading.Lock()
+        self.server()  # start it now (from this thread): it dies with the thread that started it
+
+    def server(self) -> ForkServer:
+        """The fork server, (re)started when needed."""
+        with self._server_lock:
+            if self._server is None or not self._server.alive():
+                if self._server is not None:
+                    self._server.close()
+                self._server = ForkServer(self.lib, self.sys_path, self.base / "logs" / "forkserver.log")
+            return self._server
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def prepare(self, entry: registry.Entry | str) -> Prepared:
@@ -262,11 +350,11 @@ class Session:
                 (work / name).write_text(c.source, encoding="utf-8")
                 cell_entries.append({"index": c.index, "file": str(work / name)})
         plan = {
-            "sys_path": self.sys_path, "workdir": str(work), "keep": self.keep + [str(self.lib),
+            "workdir": str(work), "keep": self.keep + [str(self.lib),
                                                                                  str(self.base / "inputs"),
                                                                                  str(work)],
             "hide": self._hidden_paths(prepared), "cells": cell_entries, "timeout": self.timeout,
-            "memory_mb": self.memory_mb, "preload": PRELOAD, "namespace": self.isolate,
+            "memory_mb": self.memory_mb, "namespace": self.isolate,
             "questions": [{"id": q.id, "function": q.id, "inplace": q.inplace, "positional": q.positional,
                            "cases": [{"name": c.name, "file": str(prepared.input_files[(q.id, c.name)])}
                                      for c in q.cases]}
@@ -274,35 +362,32 @@ class Session:
         }
         (work / "plan.json").write_text(json.dumps(plan))
         _chmod_public(work)
-        log_path = self.base / "logs" / f"{work.name}.log"
-        log_path.parent.mkdir(exist_ok=True)
         r, w = os.pipe()
-        env = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "CUDA_VISIBLE_DEVICES": "",
-               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl",
-               "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "TQDM_DISABLE": "1"}
-        script = self.lib / "autograder" / "worker.py"
         try:
-            with open(log_path, "wb") as log:
-                proc = subprocess.Popen([sys.executable, "-I", "-S", str(script), str(work / "plan.json"), str(w)],
-                                        cwd=work, env=env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                                        pass_fds=[w], start_new_session=True)
+            try:
+                server = self.server()
+                spid = server.spawn(work / "plan.json", w)
+            except OSError:  # the fork server died (killed, out of memory...): start a new one once
+                with self._server_lock:
+                    if self._server is not None:
+                        self._server.close()
+                        self._server = None
+                server = self.server()
+                spid = server.spawn(work / "plan.json", w)
         finally:
             os.close(w)
         outcome = _Outcome()
         try:
-            self._read_worker(FrameReader(r), prepared, outcome, proc)
+            self._read_worker(FrameReader(r), prepared, outcome)
         finally:
             os.close(r)
-            self._stop(proc, outcome)
+            self._stop(spid, outcome)
         if outcome.hello is None:
-            tail = log_path.read_text(errors="replace")[-3000:] if log_path.exists() else ""
-            raise GraderError(f"the grading worker did not start: {outcome.failure}\n{tail}")
+            raise GraderError(f"the grading worker did not start: {outcome.failure}\n{server.log_tail()}")
         shutil.rmtree(work, ignore_errors=True)
-        log_path.unlink(missing_ok=True)
         return outcome
 
-    def _read_worker(self, reader: FrameReader, prepared: Prepared, outcome: _Outcome,
-                     proc: subprocess.Popen) -> None:
+    def _read_worker(self, reader: FrameReader, prepared: Prepared, outcome: _Outcome) -> None:
         questions = {q.id: q for q in prepared.entry.assignment.questions}
         valid = set(prepared.input_files)
         per_question = self.timeout + 15.0
@@ -350,25 +435,24 @@ class Session:
             elif kind == "done":
                 outcome.done = True
                 return
+            elif kind == "exit":  # the supervisor: the worker process has ended
+                code = header.get("returncode")
+                outcome.returncode = code if isinstance(code, int) else None
+                return
             elif kind == "fatal":
                 outcome.failure = "the grading process failed after your code was loaded"
                 return
 
-    def _stop(self, proc: subprocess.Popen, outcome: _Outcome) -> None:
+    def _stop(self, supervisor: int, outcome: _Outcome) -> None:
         try:
-            os.killpg(proc.pid, signal.SIGKILL)
+            os.killpg(supervisor, signal.SIGKILL)
         except OSError:
             pass
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:  # pragma: no cover
-            proc.kill()
-            proc.wait()
         uid = (outcome.hello or {}).get("isolation", {}).get("uid")
         if isinstance(uid, int):
             sandbox.sweep_uid(uid)
         if not outcome.done and outcome.failure is None:
-            outcome.failure = sandbox.exit_reason(proc.returncode)
+            outcome.failure = sandbox.exit_reason(outcome.returncode)
 
     def _judge_question(self, prepared: Prepared, q: Question, cells: list[extract.Cell],
                         outcome: _Outcome) -> V.Result:
@@ -411,6 +495,10 @@ class Session:
 
     # -- lifetime -------------------------------------------------------------------------------------------------
     def close(self) -> None:
+        with self._server_lock:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
         shutil.rmtree(self.base, ignore_errors=True)
 
     def __enter__(self) -> "Session":

@@ -26,6 +26,7 @@ import os
 import resource
 import signal
 import sys
+import time
 
 NAMESPACE = "namespace"
 PROCESS = "process"
@@ -181,6 +182,8 @@ def enter(hide: list[str], keep: list[str], workdir: str, namespace: bool = True
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
             info.update(level=NAMESPACE, uid=uid)
+            global PRIVATE_UID
+            PRIVATE_UID = True
         except OSError as exc:
             if os.geteuid() == 0 and info.get("hidden"):
                 raise  # half-isolated: never run student code like this
@@ -193,7 +196,7 @@ def enter(hide: list[str], keep: list[str], workdir: str, namespace: bool = True
     set_limit(resource.RLIMIT_CORE, 0)
     set_limit(resource.RLIMIT_FSIZE, 256 << 20)
     if info["level"] == NAMESPACE:
-        set_limit(resource.RLIMIT_NPROC, 256)
+        set_limit(resource.RLIMIT_NPROC, 32)  # processes + threads of this private uid (fork bombs)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     return info
 
@@ -252,9 +255,41 @@ def children_of(pid: int) -> list[int]:
     return out
 
 
+#: True once this process runs under a uid of its own (namespace level): it may then kill(-1) safely.
+PRIVATE_UID = False
+
+
+def _own_uid_others() -> bool:
+    """Whether another process runs under this process's uid."""
+    me, uid = os.getpid(), os.getuid()
+    for name in os.listdir("/proc"):
+        if name.isdigit() and int(name) != me:
+            try:
+                if os.stat(f"/proc/{name}").st_uid == uid:
+                    return True
+            except OSError:
+                pass
+    return False
+
+
 def kill_descendants() -> None:
-    """Kill every process left below this one (orphans reparent here: we are a child subreaper)."""
+    """Kill every process left below this one (orphans reparent here: we are a child subreaper). Under a
+    private uid, kill every other process of that uid too (a fork bomb's grandchildren included)."""
     me = os.getpid()
+    if PRIVATE_UID:
+        for _ in range(50):
+            try:
+                os.kill(-1, signal.SIGKILL)  # never signals the caller itself
+            except OSError:
+                pass
+            try:
+                while os.waitpid(-1, os.WNOHANG)[0]:
+                    pass
+            except ChildProcessError:
+                pass
+            if not _own_uid_others():
+                break
+            time.sleep(0.01)
     for _ in range(20):
         kids = children_of(me)
         if not kids:
@@ -276,25 +311,31 @@ def sweep_uid(uid: int) -> int:
     if uid < UID_BASE:
         return 0
     killed = 0
-    try:
-        names = os.listdir("/proc")
-    except OSError:
-        return 0
-    for name in names:
-        if name.isdigit():
-            try:
-                if os.stat(f"/proc/{name}").st_uid == uid:
-                    os.kill(int(name), signal.SIGKILL)
-                    killed += 1
-            except OSError:
-                pass
+    for _ in range(50):
+        found = 0
+        try:
+            names = os.listdir("/proc")
+        except OSError:
+            return killed
+        for name in names:
+            if name.isdigit():
+                try:
+                    if os.stat(f"/proc/{name}").st_uid == uid:
+                        os.kill(int(name), signal.SIGKILL)
+                        found += 1
+                except OSError:
+                    pass
+        killed += found
+        if not found:
+            break
+        time.sleep(0.01)
     return killed
 
 
 def exit_reason(returncode: int | None) -> str:
     """A student-readable reason for a process's end."""
     if returncode is None:
-        return "the process stopped responding"
+        return "the process ended unexpectedly"
     if returncode < 0:
         try:
             name = signal.Signals(-returncode).name

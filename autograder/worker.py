@@ -1,10 +1,11 @@
-"""The worker: a fresh ``python -I -S`` process that runs ONE submission's code, started by the grader.
+"""The worker: the process that runs ONE submission's code, and the fork server that starts workers.
 
-Run as ``python -I -S <lib>/autograder/worker.py PLAN.json RESULT_FD``. It isolates itself
-(:mod:`autograder.sandbox`), imports torch, loads the student's extracted code once, then runs each question in a
-forked child with a time limit (per question), a memory limit, output sent to /dev/null and a result pipe that
-child owns alone. Only statuses and output tensors go back to the grader; it never sees expected outputs, so
-all comparisons happen in the grader.
+The grader starts ``python -I -S <lib>/autograder/worker.py CONFIG.json CONTROL_FD`` once per batch: a fork server
+that imports torch and the engine (never student code) and, per submission, forks a supervisor which forks the
+worker. The worker isolates itself (:mod:`autograder.sandbox`), loads the student's extracted code once, then runs
+each question in a forked child with a time limit (per question), a memory limit, output sent to /dev/null and a
+result pipe that child owns alone. Only statuses and output tensors go back to the grader; it never sees expected
+outputs, so all comparisons happen in the grader. The supervisor reports how the worker ended.
 """
 from __future__ import annotations
 
@@ -46,6 +47,10 @@ def _run_cases_in_child(wfd: int, fn, question: dict, cases: list, indices: list
         sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
         sandbox.limit_memory(memory_mb)
         sandbox.set_limit(resource.RLIMIT_CPU, int(timeout) + 5)
+        try:
+            os.nice(5)  # student code yields to the worker that times it (and to the grader)
+        except OSError:
+            pass
         for i in indices:
             try:
                 args = casefile.build_args(cases[i])
@@ -178,33 +183,18 @@ def load_submission(cells: list[dict]) -> tuple[dict, dict]:
     return ns, errors
 
 
-def main() -> None:
-    plan_path, out_fd = sys.argv[1], int(sys.argv[2])
+def run_submission(plan_path: str, out_fd: int) -> None:  # pragma: no cover - runs in the forked worker
+    """The worker proper: isolate, load the submission, run every question; never returns."""
+    from autograder import casefile, sandbox
+
     with open(plan_path, encoding="utf-8") as f:
         plan = json.load(f)
-    sys.path[:] = plan["sys_path"]
-    from autograder import sandbox
-
     try:
         info = sandbox.enter(plan["hide"], plan["keep"], plan["workdir"], namespace=plan.get("namespace", True))
     except OSError as exc:
         _send(out_fd, {"type": "fatal", "message": f"sandbox setup failed: {exc}"})
         os._exit(2)
     try:
-        import torch
-
-        torch.set_num_threads(1)
-        try:
-            torch.set_num_interop_threads(1)
-        except RuntimeError:
-            pass
-        from autograder import casefile
-
-        for mod in plan.get("preload", []):
-            try:
-                __import__(mod)
-            except Exception:  # noqa: BLE001 - the student's own import will report it
-                pass
         cases = {}
         for q in plan["questions"]:
             cases[q["id"]] = [casefile.read(c["file"]) for c in q["cases"]]
@@ -233,5 +223,71 @@ def main() -> None:
     os._exit(0)
 
 
+def supervise(plan_path: str, out_fd: int) -> None:  # pragma: no cover - runs in a forked supervisor
+    """Fork the worker, wait for it, clean up below it, and report how it ended (an ``exit`` frame)."""
+    from autograder import sandbox
+
+    sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
+    pid = os.fork()
+    if pid == 0:
+        run_submission(plan_path, out_fd)
+    status = os.waitpid(pid, 0)[1]
+    code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
+    sandbox.kill_descendants()
+    try:
+        _send(out_fd, {"type": "exit", "returncode": code})
+    finally:
+        os._exit(0)
+
+
+def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the fork server process
+    """The fork server: import torch and the engine once, then fork one supervisor + worker per request.
+
+    Requests arrive on a Unix socket: a JSON line ``{"plan": path}`` with the result pipe's write end attached
+    (SCM_RIGHTS); the reply is ``{"pid": supervisor pid}``. This process never runs student code."""
+    import socket
+
+    with open(config_path, encoding="utf-8") as f:
+        config = json.load(f)
+    sys.path[:] = config["sys_path"]
+    from autograder import sandbox
+
+    sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    for mod in ["autograder.calls", "autograder.casefile", "autograder.extract", "autograder.protocol",
+                "safetensors.torch", *config.get("preload", [])]:
+        try:
+            __import__(mod)
+        except Exception:  # noqa: BLE001 - the student's own import will report it
+            pass
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors (and orphans we adopt) are reaped automatically
+    sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
+    sock = socket.socket(fileno=control_fd)
+    sock.sendall(b'{"ready": true}\n')
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 1)
+        except OSError:
+            os._exit(0)
+        if not msg or not fds:
+            os._exit(0)
+        request = json.loads(msg)
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.setsid()
+            sandbox.prctl(sandbox.PR_SET_PDEATHSIG, signal.SIGKILL)
+            supervise(request["plan"], fds[0])
+        os.close(fds[0])
+        sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+
+
 if __name__ == "__main__":
-    main()
+    serve(sys.argv[1], int(sys.argv[2]))

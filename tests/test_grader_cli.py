@@ -50,30 +50,42 @@ def test_grade_command(small_class, tmp_path):
     assert again.returncode == 0 and "graded 0, reused 4" in again.stdout
 
 
-def test_bad_input_gives_a_clear_message_and_nonzero_exit(tmp_path):
-    r = cli("grade", str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
-    assert r.returncode == 1 and "submissions folder not found" in r.stderr
-    r = cli("grade", str(tmp_path), "--out", str(tmp_path / "out"))
-    assert r.returncode == 1 and "no submissions" in r.stderr
-    r = cli("grade", str(tmp_path), "--out", str(tmp_path / "out"), "--assignment", "99_nope")
-    assert r.returncode == 1 and "unknown assignment '99_nope'" in r.stderr
-    r = subprocess.run([sys.executable, "-m", "autograder", "--questions", str(tmp_path / "missing.py"), "list"],
-                       capture_output=True, text=True, cwd=REPO)
-    assert r.returncode == 2 and "cannot load question file" in r.stderr
+def main(capsys, *args):
+    """The CLI in this process (same code as ``python -m autograder``, without an interpreter start)."""
+    from autograder.cli import main as cli_main
+
+    code = cli_main(["--questions", str(students.QUESTIONS), *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
 
 
-def test_isolation_and_list_commands():
-    r = cli("isolation")
-    assert r.returncode == 0 and r.stdout.split(":")[0] in ("namespace", "process")
-    r = cli("list")
-    assert r.returncode == 0 and "fixture_assignment (9 points" in r.stdout and "saliency_like: 3 points" in r.stdout
+def test_bad_input_gives_a_clear_message_and_nonzero_exit(tmp_path, capsys):
+    code, _, err = main(capsys, "grade", str(tmp_path / "nope"), "--out", str(tmp_path / "out"))
+    assert code == 1 and "submissions folder not found" in err
+    code, _, err = main(capsys, "grade", str(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 1 and "no submissions" in err
+    code, _, err = main(capsys, "grade", str(tmp_path), "--out", str(tmp_path / "out"), "--assignment", "99_nope")
+    assert code == 1 and "unknown assignment '99_nope'" in err
+    from autograder.cli import main as cli_main
+
+    assert cli_main(["--questions", str(tmp_path / "missing.py"), "list"]) == 2
+    assert "cannot load question file" in capsys.readouterr().err
 
 
-def test_references_command_writes_every_case(tmp_path):
-    r = cli("references", "--assignment", A, "--out", str(tmp_path))
-    assert r.returncode == 0, r.stderr
+def test_isolation_and_list_commands(capsys):
+    code, out, _ = main(capsys, "isolation")
+    assert code == 0 and out.split(":")[0] in ("namespace", "process")
+    code, out, _ = main(capsys, "list")
+    assert code == 0 and "fixture_assignment (9 points" in out and "saliency_like: 3 points" in out
+
+
+def test_references_command_writes_every_case(tmp_path, capsys):
+    code, _, err = main(capsys, "references", "--assignment", A, "--out", str(tmp_path))
+    assert code == 0, err
     assert len(list(tmp_path.rglob("*.safetensors"))) == 11
     assert len(list((tmp_path / "hidden").rglob("*.safetensors"))) == 6
+    code, _, err = main(capsys, "references", "--assignment", "99_nope")
+    assert code == 2 and "unknown assignment" in err
 
 
 @pytest.mark.slow

@@ -30,6 +30,9 @@ ADD_ONE = {
     "plain_import_reference": ("error", "ModuleNotFoundError: No module named 'utils.reference'"),
     "garbage_on_pipe": ("crashed", "garbage on its result channel"),
     "kills_parent": ("crashed", "SIGKILL"),
+    "closes_result_pipe": ("timeout", "did not finish within 3 s"),
+    "leaves_a_daemon": ("passed", "all 2 cases passed"),
+    "thread_at_import": ("passed", "all 2 cases passed"),
 }
 if NAMESPACE:  # with the process level, the instructor's files stay readable by absolute path
     ADD_ONE["reads_hidden"] = ("wrong values", "max abs error 1")
@@ -41,10 +44,12 @@ WHOLE = {
     "malformed": ("error", "notebook could not be read: not a Jupyter notebook"),
     "not_a_notebook": ("error", "notebook could not be read: not a Jupyter notebook"),
 }
-#: Only under the namespace level (elsewhere it would signal the test runner itself).
+#: Only under the namespace level (elsewhere they would hit the test runner itself).
 KILLS_EVERYTHING = students._add_one(
     "import os, signal\nfor pid in os.listdir('/proc'):\n    if pid.isdigit() and int(pid) != os.getpid():\n"
     "        try:\n            os.kill(int(pid), signal.SIGKILL)\n        except OSError:\n            pass")
+FORK_BOMB = students._add_one("import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n"
+                              "        pass")
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +60,7 @@ def batch(tmp_path_factory):
     variants["correct"] = students.VARIANTS["correct"]
     if NAMESPACE:
         variants["kills_everything"] = KILLS_EVERYTHING
+        variants["fork_bomb"] = FORK_BOMB
     students.write_class(root, variants)
     out = tmp_path_factory.mktemp("out")
     t0 = time.monotonic()
@@ -102,6 +108,13 @@ def test_killing_every_process_hurts_nobody_else(batch):
     assert rows[("kills_everything", "add_one")]["verdict"] == "crashed"
     assert all(rows[("kills_everything", q)]["verdict"] == "passed" for q in QS[1:])
     assert all(rows[("correct", q)]["verdict"] == "passed" for q in QS)
+
+
+@pytest.mark.skipif(not NAMESPACE, reason="needs the namespace isolation level (root on Linux)")
+def test_fork_bomb_costs_only_its_question(batch):
+    rows = batch[1]
+    assert rows[("fork_bomb", "add_one")]["verdict"] == "timeout"
+    assert all(rows[("fork_bomb", q)]["verdict"] == "passed" for q in QS[1:])
 
 
 PROBE = '''def add_one(x):

@@ -43,9 +43,10 @@ def _stored(db_path) -> dict[str, float]:
 def test_sigkill_then_resume(tmp_path):
     registry.register(students.QUESTIONS)
     submitted = tmp_path / "submitted"
-    slow = students._add_one("import time\ntime.sleep(0.5)")
-    names = list(students.VARIANTS)[:N - 1]
-    students.write_class(submitted, {**{n: students.VARIANTS[n] for n in names}, "slow": slow})
+    # every notebook takes >= 0.4 s to load, so the kill surely lands mid-batch
+    slow_load = ["class _Slow:\n    import time\n    time.sleep(0.4)\n"]
+    names = list(students.VARIANTS)[:N]
+    students.write_class(submitted, {n: {**students.VARIANTS[n], "cells": slow_load} for n in names})
 
     reference = tmp_path / "uninterrupted"
     grade_folder(submitted, reference, workers=2, timeout=10, progress=False, log=lambda s: None)
