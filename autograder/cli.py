@@ -120,7 +120,8 @@ def _list(p: argparse.ArgumentParser):
             print(f"{a} ({entry.assignment.max_points:g} points; {entry.source})")
             for q in entry.assignment.questions:
                 pub = sum(c.public for c in q.cases)
-                print(f"  {q.id}: {q.points:g} point{'s' * (q.points != 1)}, {pub} public + {len(q.cases) - pub} hidden cases")
+                unit = "point" if q.points == 1 else "points"
+                print(f"  {q.id}: {q.points:g} {unit}, {pub} public + {len(q.cases) - pub} hidden cases")
         for path, err in registry.errors().items():
             print(f"failed to load {path}: {err}")
         return 0

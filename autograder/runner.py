@@ -204,6 +204,21 @@ def spec_fingerprint(entry: registry.Entry, files: dict, extra: str = "") -> str
     return h.hexdigest()
 
 
+def _remove_stale_sessions(tmp: Path) -> None:
+    """Delete the temporary folders of grader processes that died without cleaning up (e.g. SIGKILL)."""
+    for folder in tmp.glob("autograder-*"):
+        try:
+            pid = int((folder / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
 @dataclass
 class _Outcome:
     hello: dict | None = None
@@ -227,8 +242,11 @@ class Session:
         self.timeout = float(timeout)
         self.memory_mb = int(memory_mb)
         self.load_timeout = float(load_timeout if load_timeout is not None else max(30.0, 2 * self.timeout))
+        _remove_stale_sessions(Path(tmp_dir or tempfile.gettempdir()))
+        sandbox.sweep_orphans()
         self.base = Path(tempfile.mkdtemp(prefix="autograder-", dir=tmp_dir))
         os.chmod(self.base, 0o755)
+        (self.base / "owner.pid").write_text(str(os.getpid()))
         self.lib = build_public_lib(self.base / "lib")
         _chmod_public(self.lib)
         self.sys_path, self.keep = python_paths()

@@ -122,10 +122,18 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _minimal(paths) -> list[str]:
-    """Existing directories, deduplicated, without those nested in another one of the list."""
+#: System folders never covered (a grader started from ``/dev`` must not hide ``/dev/null``).
+_SYSTEM = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin",
+           "/sys", "/usr", "/var")
+
+
+def _minimal(paths, system_ok: bool = True) -> list[str]:
+    """Existing directories, deduplicated, without those nested in another one of the list (and, unless
+    ``system_ok``, without system folders or their parents)."""
     out: list[str] = []
     for p in sorted({_real(p) for p in paths if p and os.path.isdir(p)}, key=len):
+        if p in _SYSTEM and not system_ok:
+            continue
         if p != "/" and not any(_inside(p, q) for q in out):
             out.append(p)
     return out
@@ -175,7 +183,7 @@ def enter(hide: list[str], keep: list[str], workdir: str, namespace: bool = True
             _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
             info["network"] = libc.unshare(CLONE_NEWNET) != 0
             keep_m = _minimal(list(keep) + [workdir])
-            hide_m = _minimal(list(hide) + [p for p in _PUBLIC_TMP if os.path.isdir(p)])
+            hide_m = _minimal(list(hide) + [p for p in _PUBLIC_TMP if os.path.isdir(p)], system_ok=False)
             info["hidden"] = _hide_mounts(libc, hide_m, keep_m)
             uid = UID_BASE + os.getpid()
             os.setgroups([])
@@ -329,6 +337,30 @@ def sweep_uid(uid: int) -> int:
         if not found:
             break
         time.sleep(0.01)
+    return killed
+
+
+def sweep_orphans() -> int:
+    """Grader side: kill processes left under a private uid whose worker is gone (e.g. a daemon a submission
+    started before the grader itself was killed). The uid encodes its worker's pid, so this is exact."""
+    if os.geteuid() != 0:
+        return 0
+    owners: dict[int, set[int]] = {}
+    try:
+        names = [n for n in os.listdir("/proc") if n.isdigit()]
+    except OSError:
+        return 0
+    for name in names:
+        try:
+            uid = os.stat(f"/proc/{name}").st_uid
+        except OSError:
+            continue
+        if uid >= UID_BASE:
+            owners.setdefault(uid, set()).add(int(name))
+    killed = 0
+    for uid, pids in owners.items():
+        if uid - UID_BASE not in pids:  # its worker (pid = uid - UID_BASE, under that uid) is gone
+            killed += sweep_uid(uid)
     return killed
 
 
