@@ -6,7 +6,6 @@ dtype of its input and is differentiable where that makes sense (``blur``, ``jit
 """
 from __future__ import annotations
 
-from typing import Sequence
 
 import numpy as np
 import torch
