@@ -95,7 +95,7 @@ def _grade_one(session: Session, sub: Submission) -> tuple[list[Result], str]:
 
 def grade_folder(submitted: str | Path, out: str | Path, *, assignment: str | None = None,
                  workers: int | None = None, timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
-                 progress: bool = True, hide: Iterable[str | Path] = (),
+                 load_timeout: float | None = None, progress: bool = True, hide: Iterable[str | Path] = (),
                  log: Callable[[str], None] = print) -> BatchSummary:
     """Grade every submission under ``submitted`` into ``out``; resumable; returns a :class:`BatchSummary`.
 
@@ -123,7 +123,7 @@ def grade_folder(submitted: str | Path, out: str | Path, *, assignment: str | No
     for w in warnings:
         log(f"warning: {w}")
     hide = [*hide, str(submitted.resolve()), str(out.resolve())]
-    with Session(timeout=timeout, memory_mb=memory_mb, hide=hide) as session:
+    with Session(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout, hide=hide) as session:
         todo: list[tuple[Submission, str, str]] = []
         for sub in subs:
             prepared = session.prepare(sub.assignment)

@@ -31,6 +31,8 @@ def _limits(p: argparse.ArgumentParser) -> None:
                    help=f"seconds per question, all its cases together (default {DEFAULT_TIMEOUT:g})")
     p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
                    help=f"extra memory a question may allocate, in MB (default {DEFAULT_MEMORY_MB})")
+    p.add_argument("--load-timeout", type=float, default=None,
+                   help="seconds to load a notebook's code (default: max(30, 2 x timeout))")
 
 
 @command("references", "generate reference case files (inputs, tiny-model weights, expected outputs)")
@@ -73,7 +75,8 @@ def _grade(p: argparse.ArgumentParser):
 
         try:
             s = grade_folder(args.submitted, args.out, assignment=args.assignment, workers=args.workers,
-                             timeout=args.timeout, memory_mb=args.memory_mb, progress=not args.no_progress,
+                             timeout=args.timeout, memory_mb=args.memory_mb, load_timeout=args.load_timeout,
+                             progress=not args.no_progress,
                              hide=args.hide)
         except BatchError as exc:
             print(f"error: {exc}", file=sys.stderr)
@@ -98,7 +101,7 @@ def _pytest(p: argparse.ArgumentParser):
         from .pytest_support import run as run_pytest
 
         return run_pytest(args.notebook, args.assignment, timeout=args.timeout, memory_mb=args.memory_mb,
-                          questions=args.questions, pytest_args=args.passthrough)
+                          load_timeout=args.load_timeout, questions=args.questions, pytest_args=args.passthrough)
     return run
 
 

@@ -41,18 +41,20 @@ def grade(config: dict) -> dict[tuple[str, str], tuple[str, str]]:
     for path in config.get("questions", []):
         registry.register(path)
     results = runner.grade_notebook(config["notebook"], config["assignment"], timeout=config["timeout"],
-                                    memory_mb=config["memory_mb"])
+                                    memory_mb=config["memory_mb"], load_timeout=config.get("load_timeout"))
     return {(r.question, c.case): (c.verdict, c.message) for r in results for c in r.cases}
 
 
 def run(notebook: str | Path, assignment: str, *, timeout: float = runner.DEFAULT_TIMEOUT,
-        memory_mb: int = runner.DEFAULT_MEMORY_MB, questions: list[str] = (), pytest_args: list[str] = ()) -> int:
+        memory_mb: int = runner.DEFAULT_MEMORY_MB, load_timeout: float | None = None, questions: list[str] = (),
+        pytest_args: list[str] = ()) -> int:
     """Run pytest on one notebook; returns pytest's exit code."""
     import pytest
 
     registry.get(assignment)  # fail early with the list of known assignments
     config = {"notebook": str(Path(notebook).resolve()), "assignment": assignment, "timeout": timeout,
-              "memory_mb": memory_mb, "questions": [str(Path(q).resolve()) for q in questions]}
+              "memory_mb": memory_mb, "load_timeout": load_timeout,
+              "questions": [str(Path(q).resolve()) for q in questions]}
     with tempfile.TemporaryDirectory(prefix="autograder-pytest-") as tmp:
         test_file = Path(tmp) / f"test_{assignment}.py"
         test_file.write_text(TEMPLATE.format(config=json.dumps(config)))

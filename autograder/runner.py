@@ -527,7 +527,7 @@ class Session:
 
 
 def grade_notebook(path: str | Path, assignment: registry.Entry | str, *, timeout: float = DEFAULT_TIMEOUT,
-                   memory_mb: int = DEFAULT_MEMORY_MB) -> list[V.Result]:
+                   memory_mb: int = DEFAULT_MEMORY_MB, load_timeout: float | None = None) -> list[V.Result]:
     """Grade one notebook in a sandboxed worker: one Result per question (cases inside)."""
-    with Session(timeout=timeout, memory_mb=memory_mb) as session:
+    with Session(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout) as session:
         return session.grade(path, assignment)
