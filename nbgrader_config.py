@@ -31,3 +31,8 @@ c.Execute.raise_on_iopub_timeout = True
 # which runs the student's function with warnings and stderr captured; demo cells are not graded.
 c.Execute.extra_arguments = ["--HistoryManager.enabled=False"]
 c.ClearOutput.enabled = True
+
+# Cells tagged "demo" (training loops, galleries) keep only their definitions while autograding, like the fast grader.
+from autograder.nbgrader_api import AUTOGRADE_PREPROCESSORS  # noqa: E402
+
+c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS
