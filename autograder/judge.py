@@ -15,6 +15,9 @@ from .compare import compare
 from .scoring import case_points
 from .spec import Case, Question
 
+#: Messages are one line for a student; anything longer (a hostile worker's, say) is cut.
+MAX_MESSAGE = 600
+
 
 def _status_verdict(status: Mapping[str, Any], fn_name: str, timeout: float | None,
                     memory_mb: int | None) -> tuple[str, str]:
@@ -56,6 +59,8 @@ def judge_case(question: Question, case: Case, status: Mapping[str, Any],
     else:
         verdict, message = _status_verdict(status, question.id, timeout, memory_mb)
     points = max_points if verdict == V.PASSED else 0.0
+    if len(message) > MAX_MESSAGE:
+        message = message[:MAX_MESSAGE - 3] + "..."
     return V.CaseResult(question.id, case.name, case.public, verdict, message, points, max_points,
                         dict(outputs) if outputs is not None else None)
 

@@ -82,18 +82,12 @@ def python_paths() -> tuple[list[str], list[str]]:
         sites.update(os.path.realpath(p) for p in site.getsitepackages())
     except AttributeError:  # pragma: no cover
         pass
-    root = repo_root()
     paths = []
-    for p in sys.path:
-        if not p:
-            continue
-        real = os.path.realpath(p)
-        if root and (real == str(root) or real.startswith(str(root) + os.sep)) and real not in sites \
-                and not any(real.startswith(pre + os.sep) for pre in prefixes):
-            continue
-        if real in sites or any(real == pre or real.startswith(pre + os.sep) for pre in prefixes):
-            if os.path.exists(real) and real not in paths:
-                paths.append(real)
+    for p in sys.path:  # the repository, the current folder and anything else not installed are left out
+        real = os.path.realpath(p) if p else ""
+        installed = real in sites or any(real == pre or real.startswith(pre + os.sep) for pre in prefixes)
+        if installed and os.path.exists(real) and real not in paths:
+            paths.append(real)
     keep = sorted(prefixes | sites | {os.path.dirname(os.path.realpath(sys.executable))})
     return paths, keep
 
@@ -368,9 +362,7 @@ class Session:
                 (work / name).write_text(c.source, encoding="utf-8")
                 cell_entries.append({"index": c.index, "file": str(work / name)})
         plan = {
-            "workdir": str(work), "keep": self.keep + [str(self.lib),
-                                                                                 str(self.base / "inputs"),
-                                                                                 str(work)],
+            "workdir": str(work), "keep": [*self.keep, str(self.lib), str(self.base / "inputs"), str(work)],
             "hide": self._hidden_paths(prepared), "cells": cell_entries, "timeout": self.timeout,
             "memory_mb": self.memory_mb, "namespace": self.isolate,
             "questions": [{"id": q.id, "function": q.id, "inplace": q.inplace, "positional": q.positional,

@@ -209,9 +209,7 @@ def run_submission(plan_path: str, out_fd: int) -> None:  # pragma: no cover - r
         ns, errors = load_submission(plan["cells"])
         builtins.__dict__.clear()  # undo any patching of builtins at import (the worker needs them intact)
         builtins.__dict__.update(saved_builtins)
-        names = [q["function"] for q in plan["questions"]]
-        defined = {n: type(ns[n]).__name__ for n in names if n in ns}
-        _send(out_fd, {"type": "loaded", "errors": errors, "defined": defined})
+        _send(out_fd, {"type": "loaded", "errors": errors})
         for q in plan["questions"]:
             run_question(out_fd, ns, q, cases[q["id"]], plan["memory_mb"], plan["timeout"])
         _send(out_fd, {"type": "done"})
