@@ -10,14 +10,23 @@ import argparse
 import os
 import sys
 from pathlib import Path
+from typing import Callable
 
 from . import registry
 
-COMMANDS: dict[str, tuple[str, callable, callable]] = {}
+#: name -> (help, configure): ``configure(parser)`` adds the arguments and returns ``run(args) -> exit code``.
+COMMANDS: dict[str, tuple[str, Callable]] = {}
 
 
 def command(name: str, help: str):
-    """Register a subcommand: ``@command(name, help)`` on a function taking ``(parser)`` that returns the runner."""
+    """Register a subcommand (later commands such as ``release`` or ``demo`` plug in the same way)::
+
+        @command("demo", "build a synthetic class and grade it")
+        def _demo(parser):
+            parser.add_argument(...)
+            def run(args) -> int: ...
+            return run
+    """
     def wrap(configure):
         COMMANDS[name] = (help, configure)
         return configure

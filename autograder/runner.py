@@ -232,7 +232,7 @@ class Session:
 
     def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
                  load_timeout: float | None = None, hide: Iterable[str | Path] = (), tmp_dir: str | None = None,
-                 isolate: bool = True):
+                 isolate: bool | None = None):
         self.timeout = float(timeout)
         self.memory_mb = int(memory_mb)
         self.load_timeout = float(load_timeout if load_timeout is not None else max(30.0, 2 * self.timeout))
@@ -246,7 +246,8 @@ class Session:
         self.sys_path, self.keep = python_paths()
         self.sys_path.insert(0, str(self.lib))
         self.hide = [str(p) for p in hide]
-        self.isolate = isolate  # False: the "process" level even where namespaces work (for tests/comparison)
+        # False: the "process" level even where namespaces work (tests, comparisons); None: the best available
+        self.isolate = sandbox.isolation_level() == sandbox.NAMESPACE if isolate is None else isolate
         self._prepared: dict[str, Prepared] = {}
         self._lock = threading.Lock()
         self.isolation_seen: set[str] = set()
