@@ -3,8 +3,8 @@
 Levels, strongest first (see :func:`isolation_level`):
 
 ``namespace``
-    Linux, run as root. The worker enters a private mount namespace (and a private network namespace when it
-    can), mounts empty tmpfs over the instructor's folders (the repository: ``utils/reference``, hidden references,
+    Linux, run as root. The worker enters a private mount namespace (and private network and IPC namespaces
+    when it can), mounts empty tmpfs over the instructor's folders (the repository: ``utils/reference``, hidden references,
     ``solutions/``, ``.git``...; the home folder; the submissions and output folders; ``/tmp``, ``/var/tmp``,
     ``/dev/shm``), bind-mounts back only what the worker needs (the Python installation, a public copy of
     ``utils`` and ``autograder``, the case inputs and its own working folder), then drops to a uid of its own
@@ -33,6 +33,7 @@ PROCESS = "process"
 
 CLONE_NEWNS = 0x00020000
 CLONE_NEWNET = 0x40000000
+CLONE_NEWIPC = 0x08000000
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
@@ -48,7 +49,7 @@ PR_SET_NO_NEW_PRIVS = 38
 UID_BASE = 200000
 
 _DESCRIPTION = {
-    NAMESPACE: "mount+network namespaces hide the instructor's files; student code runs under its own "
+    NAMESPACE: "mount, network and IPC namespaces hide the instructor's files; student code runs under its own "
                "unprivileged uid with time, memory and process limits",
     PROCESS: "separate python -I -S process with a clean sys.path and time/memory limits; instructor files are "
              "not on its path but stay readable by absolute path (run the grader as root on Linux for the "
@@ -185,6 +186,7 @@ def enter(hide: list[str], keep: list[str], workdir: str, namespace: bool = True
             _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
             _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
             info["network"] = libc.unshare(CLONE_NEWNET) != 0
+            libc.unshare(CLONE_NEWIPC)  # no System V shared memory between submissions
             keep_m = _minimal(list(keep) + [workdir])
             hide_m = _minimal(list(hide) + [p for p in _PUBLIC_TMP if os.path.isdir(p)], system_ok=False)
             info["hidden"] = _hide_mounts(libc, hide_m, keep_m)

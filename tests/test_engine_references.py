@@ -26,7 +26,7 @@ def test_fixture_references_regenerate_identically(entry, tmp_path):
         assert fresh.meta == committed.meta, rel
         assert set(fresh.tensors) == set(committed.tensors), rel
         for key, t in fresh.tensors.items():
-            torch.testing.assert_close(t, committed.tensors[key], rtol=1e-5, atol=1e-6, msg=f"{rel}: {key}")
+            torch.testing.assert_close(t, committed.tensors[key], rtol=1e-4, atol=1e-6, msg=f"{rel}: {key}")
 
 
 def test_public_and_hidden_go_to_their_folders(entry):
