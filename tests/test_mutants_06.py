@@ -1,0 +1,130 @@
+"""Wrong and correct variants of the 06_metric_embeddings functions, graded through the engine.
+
+Each variant replaces one function of an otherwise correct submission (the reference); the whole submission is
+graded question by question with the engine's own in-process path (case files -> ``calls.run`` ->
+``judge.judge_case`` -> ``judge.question_result``), the one the sandboxed worker's results go through too.
+A wrong variant must lose points on its own question and on no other; a correct variant must get full marks.
+The case files are the committed ones when present (so the committed references are what is tested), otherwise
+they are built in memory from the question spec exactly as ``python -m autograder references`` would.
+"""
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+
+from autograder import calls, casefile, judge, references, registry
+from autograder import verdicts as V
+
+ASSIGNMENT_ID = "06_metric_embeddings"
+_MUTANTS = Path(__file__).resolve().parent / "mutants" / "mutants_06.py"
+
+
+def _load_mutants():
+    spec = importlib.util.spec_from_file_location("mutants_06", _MUTANTS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+M = _load_mutants()
+
+
+@lru_cache(maxsize=None)
+def _entry():
+    return registry.get(ASSIGNMENT_ID)
+
+
+@lru_cache(maxsize=None)
+def _case_file(qid: str, case_name: str) -> casefile.CaseFile:
+    entry = _entry()
+    q = entry.assignment.question(qid)
+    case = next(c for c in q.cases if c.name == case_name)
+    path = entry.case_path(q, case)
+    if path.exists():
+        return casefile.read(path)
+    return references.build_case(entry, q, case)
+
+
+def _reference(qid: str):
+    return _entry().reference_function(_entry().assignment.question(qid))
+
+
+def grade_question(qid: str, fn) -> V.Result:
+    q = _entry().assignment.question(qid)
+    results = []
+    for case in q.cases:
+        cf = _case_file(qid, case.name)
+        status, outputs = calls.run(fn, casefile.build_args(cf), q.inplace, q.positional)
+        results.append(judge.judge_case(q, case, status, outputs, cf.expected, lambda cf=cf: casefile.build_args(cf)))
+    return judge.question_result(q, results)
+
+
+@lru_cache(maxsize=None)
+def _reference_results() -> dict[str, float]:
+    return {q.id: grade_question(q.id, _reference(q.id)).points for q in _entry().assignment.questions}
+
+
+def grade_submission(replace: dict) -> dict[str, V.Result]:
+    """Every question graded, with the reference for every function not in ``replace``."""
+    out = {}
+    for q in _entry().assignment.questions:
+        out[q.id] = grade_question(q.id, replace.get(q.id) or _reference(q.id))
+    return out
+
+
+def _params(table):
+    return [pytest.param(qid, name, id=f"{qid}-{name}") for qid, fns in table.items() for name in fns]
+
+
+def test_every_question_has_wrong_and_correct_variants():
+    ids = [q.id for q in _entry().assignment.questions]
+    assert sorted(M.WRONG) == sorted(ids)
+    assert sorted(M.CORRECT) == sorted(ids)
+    assert _entry().assignment.max_points == 17
+
+
+def test_reference_gets_full_marks():
+    for q in _entry().assignment.questions:
+        assert _reference_results()[q.id] == q.points, q.id
+
+
+@pytest.mark.parametrize("qid,name", _params(M.WRONG))
+def test_wrong_variant_loses_points_only_on_its_question(qid, name):
+    results = grade_submission({qid: M.WRONG[qid][name]})
+    q = _entry().assignment.question(qid)
+    assert results[qid].points < q.points, f"{name} got full marks on {qid}"
+    failing = [c for c in results[qid].cases if not c.passed]
+    assert all(c.verdict != V.NOT_ATTEMPTED for c in failing)
+    for other, res in results.items():
+        if other != qid:
+            assert res.points == _entry().assignment.question(other).points, (other, res)
+
+
+@pytest.mark.parametrize("qid,name", _params(M.CORRECT))
+def test_correct_variant_gets_full_marks(qid, name):
+    res = grade_question(qid, M.CORRECT[qid][name])
+    bad = [(c.case, c.verdict, c.message) for c in res.cases if not c.passed]
+    assert res.points == _entry().assignment.question(qid).points, bad
+
+
+def test_conceptual_mutants_already_fail_a_public_case():
+    """Conventions a student can get wrong are visible in the self-check; only hard-coded sizes / counts and the
+    edge-case conventions (singletons, separated clusters) need the hidden cases."""
+    hidden_only = {("pairwise_distances", "always_plain"), ("pairwise_distances", "hardcoded_n"),
+                   ("recall_at_k", "ignores_k"), ("recall_at_k", "majority_vote"),
+                   ("recall_at_k", "skips_singletons"), ("contrastive_loss", "hardcoded_batch"),
+                   ("triplet_loss", "mean_nonzero"), ("triplet_loss", "hardcoded_batch"),
+                   ("batch_all_triplets", "hardcoded_classes"), ("batch_all_triplets", "hardcoded_batch"),
+                   ("batch_hard_triplets", "self_counts_as_positive"),
+                   ("semi_hard_triplets", "hardcoded_margin"), ("batch_all_triplet_loss", "hardcoded_classes"),
+                   ("lifted_structured_loss", "mean_nonzero"), ("lifted_structured_loss", "hardcoded_pair_count"),
+                   ("npair_loss", "hardcoded_batch")}
+    for qid, fns in M.WRONG.items():
+        for name, fn in fns.items():
+            res = grade_question(qid, fn)
+            public_failed = any(c.public and not c.passed for c in res.cases)
+            if (qid, name) not in hidden_only:
+                assert public_failed, f"{qid}/{name} passes the public case"
