@@ -24,12 +24,12 @@ def build_case(entry: registry.Entry, question: Question, case: Case) -> casefil
         "format": casefile.FORMAT, "assignment": entry.id, "question": question.id, "case": case.name,
         "public": case.public, "seed": case.seed, "params": json.loads(json.dumps(dict(case.params))),
         "function": question.id, "inplace": question.inplace, "positional": question.positional,
-        "args": args, "outputs": None,
+        "repeat": question.repeat, "args": args, "outputs": None,
     }
     cf = casefile.CaseFile(meta, tensors)
     fn = entry.reference_function(question)
     calls.seed_everything(case.seed)
-    outputs = calls.call(fn, casefile.build_args(cf), question.inplace, question.positional)
+    outputs = calls.call(fn, casefile.build_args(cf), question.inplace, question.positional, question.repeat)
     for key, value in outputs.items():
         cf.tensors[f"out/{key}"] = value
     meta["outputs"] = list(outputs)

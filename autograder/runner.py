@@ -191,7 +191,7 @@ def spec_fingerprint(entry: registry.Entry, files: dict, extra: str = "") -> str
     for q in entry.assignment.questions:
         cmp = q.compare
         cmp_desc = [p.name for p in cmp.properties] if hasattr(cmp, "properties") else repr(cmp)
-        h.update(json.dumps([q.id, q.points, q.inplace, q.positional, q.reference_name, cmp_desc,
+        h.update(json.dumps([q.id, q.points, q.inplace, q.positional, q.repeat, q.reference_name, cmp_desc,
                              [(c.name, c.weight, c.public) for c in q.cases]]).encode())
         for c in q.cases:
             h.update(files[(q.id, c.name)])
@@ -367,6 +367,7 @@ class Session:
             "hide": self._hidden_paths(prepared), "cells": cell_entries, "timeout": self.timeout,
             "memory_mb": self.memory_mb, "namespace": self.isolate,
             "questions": [{"id": q.id, "function": q.id, "inplace": q.inplace, "positional": q.positional,
+                           "repeat": q.repeat,
                            "cases": [{"name": c.name, "file": str(prepared.input_files[(q.id, c.name)])}
                                      for c in q.cases]}
                           for q in questions],

@@ -90,6 +90,8 @@ class Question:
     (``out``), e.g. ``class_visualization_update_step(img, ...)`` with ``inplace="img"``.
     Outputs are normalized to a dict of tensors: a tensor -> ``{"out": t}``; a tuple -> ``{"out0": .., "out1": ..}``;
     a Python number -> a 0-d float64 tensor.
+    ``repeat``: call the function this many times in a row on the same arguments and grade the last result
+    (for in-place steps: state that leaks from one call into the next, e.g. gradients never reset, shows up).
     ``reference``: name in :mod:`utils.reference` when it differs from ``id``."""
 
     id: str
@@ -99,6 +101,7 @@ class Question:
     compare: TensorMatch | PropertyCheck = TensorMatch()
     inplace: str | None = None
     positional: bool = False
+    repeat: int = 1
     reference: str | None = None
     description: str = ""
 
