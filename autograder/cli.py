@@ -2,7 +2,8 @@
 
 Commands: ``references`` (generate case files), ``grade`` (batch-grade a submissions folder), ``pytest`` (one
 notebook, one pytest item per case), ``isolation`` (what isolation student code gets here), ``list`` (assignments
-and questions). ``--questions FILE`` (any command) adds a question file that is not in ``autograder/questions``.
+and questions), ``release`` (student notebooks + student bundle), ``demo`` (the main job on the embedded default).
+``--questions FILE`` (any command) adds a question file that is not in ``autograder/questions``.
 """
 from __future__ import annotations
 
@@ -137,6 +138,46 @@ def _list(p: argparse.ArgumentParser):
         for path, err in registry.errors().items():
             print(f"failed to load {path}: {err}")
         return 0
+    return run
+
+
+@command("release", "regenerate assignments/ from solutions/ with nbgrader and build dist/student (leak-checked)")
+def _release(p: argparse.ArgumentParser):
+    p.add_argument("--assignment", action="append", help="assignment id (repeatable; default: all)")
+    p.add_argument("--bundle", type=Path, help="student bundle folder (default: dist/student)")
+
+    def run(args) -> int:
+        from .nbgrader_api import NbgraderError
+        from .release import LeakError, assignment_ids, build_student_bundle, generate_assignments
+
+        known = assignment_ids()
+        unknown = [a for a in args.assignment or [] if a not in known]
+        if unknown:
+            print(f"error: no solutions/<id>/<id>.ipynb for {', '.join(unknown)}; known: {', '.join(known)}",
+                  file=sys.stderr)
+            return 2
+        try:
+            for path in generate_assignments(ids=args.assignment):
+                print(f"released {path}")
+            bundle = build_student_bundle(dest=args.bundle)
+        except (NbgraderError, LeakError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        print(f"student bundle: {bundle} (leak check passed)")
+        return 0
+    return run
+
+
+@command("demo", "the main job: release, a synthetic class for every assignment, grading, class report")
+def _demo(p: argparse.ArgumentParser):
+    p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
+    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
+    p.add_argument("--timeout", type=float, default=10.0, help="seconds per question (default 10)")
+
+    def run(args) -> int:
+        from .demo import run_demo
+
+        return 0 if run_demo(args.out, workers=args.workers, timeout=args.timeout) else 1
     return run
 
 
