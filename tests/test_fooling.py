@@ -237,11 +237,20 @@ def test_unrecognizable_freezes_finished_images():
     assert model(out).softmax(1)[1, target[1]] >= conf
 
 
-def test_unrecognizable_default_start_is_flat_64():
+def test_unrecognizable_default_start_is_seeded_noise_64():
     model = linear_model(13, size=64).float()
     out = make_unrecognizable_image(2, model, learning_rate=1.0, max_steps=500)
     assert out.shape == (1, 3, 64, 64) and out.dtype == torch.float32
     assert model(out).softmax(1)[0, 2] >= 0.996
+    start = 0.5 * torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    same = make_unrecognizable_image(2, model, learning_rate=1.0, max_steps=500, X_init=start)
+    assert torch.equal(out, same)
+
+
+def test_unrecognizable_moves_the_bundled_model_from_noise(shapes_model):
+    """The bundled model is a ReLU network without conv biases: the default start must not be a dead point."""
+    out = make_unrecognizable_image(4, shapes_model, confidence=0.99, max_steps=100)
+    assert shapes_model(out).softmax(1)[0, 4] >= 0.99
 
 
 def test_unrecognizable_gives_up():

@@ -200,8 +200,10 @@ def make_unrecognizable_image(target_y, model: nn.Module, confidence: float = 0.
         target_y: an int, or ``(N,)`` integer tensor (one class per start image).
         model: classifier returning raw scores ``(N, C)``.
         confidence: softmax probability each image must reach.
-        X_init: ``(N, 3, H, W)`` start images (not modified); ``None`` means one flat ``(1, 3, 64, 64)`` image of
-            zeros, i.e. the training mean colour for a model fed normalized images.
+        X_init: ``(N, 3, H, W)`` start images (not modified); ``None`` means one ``(1, 3, 64, 64)`` image of
+            Gaussian noise, ``0.5 * torch.randn(..., generator=torch.Generator().manual_seed(0))``. (Not a flat
+            image of zeros: for a ReLU network whose first layers have no bias, like the bundled model, an all-zero
+            image can sit where every unit is switched off, and the gradient there is exactly zero.)
         learning_rate: L2 length of each step.
         max_steps: give up after this many steps.
         bounds: ``None`` or ``(lo, hi)``.
@@ -215,7 +217,8 @@ def make_unrecognizable_image(target_y, model: nn.Module, confidence: float = 0.
     if X_init is None:
         param = next(iter(model.parameters()), None)
         device = param.device if param is not None else torch.device("cpu")
-        X_init = torch.zeros(1, 3, 64, 64, device=device)
+        noise = torch.randn(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+        X_init = (0.5 * noise).to(device)
     _check_image(X_init, "X_init")
     target = _as_targets(target_y, X_init.shape[0], X_init.device)
     rows = torch.arange(X_init.shape[0], device=X_init.device)

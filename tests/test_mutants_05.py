@@ -1,0 +1,186 @@
+"""Wrong and correct variants of the 05_fooling_images functions, graded through the engine.
+
+Each variant replaces one function of an otherwise correct submission (the reference) and is graded with the
+engine's in-process path (case files -> ``calls.run`` -> ``judge.judge_case`` -> ``judge.question_result``), the
+path the sandboxed worker's results go through too; property checks run exactly as in grading (the model is
+rebuilt from the case file and re-run on the variant's output). A wrong variant (descent instead of ascent, the
+untargeted attack when a target is asked, a softmax-probability gradient, unnormalized steps, no early stop,
+no clamping, ...) must lose points on its own question and on no other; a correct variant (another norm call, a
+loop with a different but valid stopping check, another objective for the untargeted and unrecognizable
+images, ...) must get full marks. Case files are the committed ones when present, otherwise built in memory from
+the question spec exactly as the reference generator does.
+"""
+from __future__ import annotations
+
+import importlib.util
+from functools import lru_cache
+from pathlib import Path
+
+import pytest
+import torch
+
+import utils.reference as R
+from autograder import calls, casefile, judge, references, registry
+from autograder import verdicts as V
+
+ASSIGNMENT_ID = "05_fooling_images"
+_MUTANTS = Path(__file__).resolve().parent / "mutants" / "mutants_05.py"
+
+
+def _load_mutants():
+    spec = importlib.util.spec_from_file_location("mutants_05", _MUTANTS)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+M = _load_mutants()
+
+
+@lru_cache(maxsize=None)
+def _entry():
+    return registry.get(ASSIGNMENT_ID)
+
+
+@lru_cache(maxsize=None)
+def _case_file(qid: str, case_name: str) -> casefile.CaseFile:
+    entry = _entry()
+    q = entry.assignment.question(qid)
+    case = next(c for c in q.cases if c.name == case_name)
+    path = entry.case_path(q, case)
+    if path.exists():
+        return casefile.read(path)
+    return references.build_case(entry, q, case)
+
+
+def grade_question(qid: str, fn) -> V.Result:
+    q = _entry().assignment.question(qid)
+    results = []
+    for case in q.cases:
+        cf = _case_file(qid, case.name)
+        status, outputs = calls.run(fn, casefile.build_args(cf), q.inplace, q.positional)
+        results.append(judge.judge_case(q, case, status, outputs, cf.expected, lambda cf=cf: casefile.build_args(cf)))
+    return judge.question_result(q, results)
+
+
+@lru_cache(maxsize=None)
+def _reference_result(qid: str) -> V.Result:
+    q = _entry().assignment.question(qid)
+    return grade_question(qid, getattr(R, q.reference_name))
+
+
+@lru_cache(maxsize=None)
+def _graded(qid: str, kind: str, name: str) -> V.Result:
+    table = M.WRONG if kind == "wrong" else M.CORRECT
+    return grade_question(qid, table[qid][name])
+
+
+def grade_submission(qid: str, name: str) -> dict[str, V.Result]:
+    """Every question graded, with wrong variant ``name`` for ``qid`` and the reference everywhere else. Each question
+    calls only its own function, so the reference's results are graded once and reused."""
+    return {q.id: _graded(qid, "wrong", name) if q.id == qid else _reference_result(q.id)
+            for q in _entry().assignment.questions}
+
+
+def _params(table):
+    return [pytest.param(qid, name, id=f"{qid}-{name}") for qid, fns in table.items() for name in fns]
+
+
+def test_every_question_has_wrong_and_correct_variants():
+    ids = [q.id for q in _entry().assignment.questions]
+    assert sorted(M.WRONG) == sorted(ids)
+    assert sorted(M.CORRECT) == sorted(ids)
+    assert _entry().assignment.max_points == 8  # + 2 points of written questions in the notebook = 10
+
+
+def test_the_mutants_the_issue_names_are_in_the_corpus():
+    assert {"descent", "softmax_probability", "unnormalized", "no_clamp"} <= set(M.WRONG["fooling_step"])
+    assert {"descent", "untargeted", "unnormalized", "no_early_stop", "no_clamp"} <= set(M.WRONG["make_fooling_image"])
+    assert {"linalg_norm", "step_then_check", "while_score_check"} <= set(M.CORRECT["make_fooling_image"])
+
+
+def test_reference_gets_full_marks():
+    for q in _entry().assignment.questions:
+        res = _reference_result(q.id)
+        assert res.points == q.points, [(c.case, c.verdict, c.message) for c in res.cases if not c.passed]
+
+
+@pytest.mark.parametrize("qid,name", _params(M.WRONG))
+def test_wrong_variant_loses_points_only_on_its_question(qid, name):
+    results = grade_submission(qid, name)
+    q = _entry().assignment.question(qid)
+    assert results[qid].points < q.points, f"{name} got full marks on {qid}"
+    failing = [c for c in results[qid].cases if not c.passed]
+    assert all(c.verdict != V.NOT_ATTEMPTED for c in failing)
+    for other, res in results.items():
+        if other != qid:
+            assert res.points == _entry().assignment.question(other).points, (other, res)
+
+
+@pytest.mark.parametrize("qid,name", _params(M.CORRECT))
+def test_correct_variant_gets_full_marks(qid, name):
+    res = _graded(qid, "correct", name)
+    bad = [(c.case, c.verdict, c.message) for c in res.cases if not c.passed]
+    assert res.points == _entry().assignment.question(qid).points, bad
+
+
+def test_every_wrong_variant_already_fails_a_public_case():
+    """What a student gets wrong shows in the self-check; the hidden cases then add other sizes and sources."""
+    for qid, fns in M.WRONG.items():
+        for name in fns:
+            res = _graded(qid, "wrong", name)
+            assert any(c.public and not c.passed for c in res.cases), f"{qid}/{name} passes the public case"
+
+
+# -------------------------------------------------------------------- the properties catch what they promise
+
+
+def _verdict_mentions(qid: str, name: str, prop: str) -> bool:
+    res = _graded(qid, "wrong", name)
+    return any(prop in c.message for c in res.cases if c.verdict == V.PROPERTY_FAILED)
+
+
+@pytest.mark.parametrize("qid,name,prop", [
+    ("make_fooling_image", "untargeted", "fooled into the target class"),
+    ("make_fooling_image", "descent", "fooled into the target class"),
+    ("make_fooling_image", "no_early_stop", "small perturbation"),
+    ("make_fooling_image", "unnormalized", "small perturbation"),
+    ("make_fooling_image", "unnormalized", "stops at the decision boundary"),
+    ("make_fooling_image", "no_clamp", "stays in the valid range"),
+    ("make_untargeted_fooling_image", "ascent", "no longer the true class"),
+    ("make_untargeted_fooling_image", "no_early_stop", "small perturbation"),
+    ("make_untargeted_fooling_image", "no_clamp", "stays in the valid range"),
+    ("make_unrecognizable_image", "argmax_stop", "confident enough"),
+    ("make_unrecognizable_image", "no_clamp", "stays in the valid range"),
+])
+def test_the_named_property_catches_the_mutant(qid, name, prop):
+    assert _verdict_mentions(qid, name, prop), [(c.case, c.message) for c in _graded(qid, "wrong", name).cases]
+
+
+def test_fooling_step_mutants_fail_as_wrong_values():
+    for name in ("descent", "softmax_probability", "unnormalized", "no_clamp"):
+        res = _graded("fooling_step", "wrong", name)
+        assert {c.verdict for c in res.cases if not c.passed} == {V.WRONG_VALUES}, name
+
+
+def test_properties_accept_the_reference_and_reject_the_unchanged_image():
+    """Direct checks of the property functions on one committed case (no student code involved)."""
+    qmod = registry.get(ASSIGNMENT_ID)
+    q = qmod.assignment.question("make_fooling_image")
+    cf = _case_file(q.id, q.cases[0].name)
+    inputs = casefile.build_args(cf)
+    expected = cf.expected
+    for prop in q.compare.properties:
+        ok, why = prop.check(inputs, expected, expected)
+        assert ok, (prop.name, why)
+    unchanged = {"out": inputs["X"].clone()}
+    fooled = next(p for p in q.compare.properties if p.name == "fooled into the target class")
+    assert not fooled.check(inputs, unchanged, expected)[0]
+    # an image just outside the valid range fails, one exactly on its edge passes
+    lo, hi = inputs["bounds"]
+    rng = next(p for p in q.compare.properties if p.name == "stays in the valid range")
+    edge = {"out": torch.maximum(torch.minimum(expected["out"], hi), lo)}
+    edge["out"][0, 0, 0, 0] = hi[0, 0, 0, 0]
+    assert rng.check(inputs, edge, expected)[0]
+    edge["out"][0, 0, 0, 0] = hi[0, 0, 0, 0] + 1e-3
+    assert not rng.check(inputs, edge, expected)[0]
