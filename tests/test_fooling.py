@@ -259,3 +259,52 @@ def test_unrecognizable_gives_up():
         make_unrecognizable_image(torch.tensor([3]), model, confidence=0.999,
                                   X_init=torch.zeros(1, 3, H, W, dtype=torch.float64), learning_rate=1e-3,
                                   max_steps=2)
+
+
+# ------------------------------------------------------------------------------ the second model (transfer)
+def test_second_model_loads_and_agrees_with_the_bundled_one(shapes_model):
+    from utils.data import make_shapes
+    from utils.image import preprocess
+    from utils.models import model_card
+    from utils.train_second import SMALL_WIDTHS, load_second_model
+
+    second = load_second_model("cpu")
+    assert tuple(second.widths) == SMALL_WIDTHS and not second.training
+    assert all(not p.requires_grad for p in second.parameters())
+    images, labels, _ = make_shapes(100, seed=777)
+    X = preprocess(images, model_card("shapes"))
+    with torch.no_grad():
+        p1, p2 = shapes_model(X).argmax(1), second(X).argmax(1)
+    y = torch.from_numpy(labels)
+    assert (p2 == y).float().mean() >= 0.95
+    assert (p1 == p2).float().mean() >= 0.95
+    assert not torch.equal(second.features[0].weight[:12], shapes_model.features[0].weight[:12])
+
+
+def test_second_model_checksum_and_missing_file(tmp_path, monkeypatch):
+    import shutil
+
+    import utils.models as models
+    from utils.models import ModelUnavailableError, WeightsChecksumError
+    from utils.train_second import load_second_model
+
+    for name in ("shapes.json", "shapes.safetensors", "shapes_small.json", "shapes_small.safetensors"):
+        shutil.copy(models.WEIGHTS_DIR / name, tmp_path / name)
+    monkeypatch.setattr(models, "WEIGHTS_DIR", tmp_path)
+    load_second_model("cpu")
+    data = bytearray((tmp_path / "shapes_small.safetensors").read_bytes())
+    data[-1] ^= 1
+    (tmp_path / "shapes_small.safetensors").write_bytes(bytes(data))
+    with pytest.raises(WeightsChecksumError, match="train_second"):
+        load_second_model("cpu")
+    (tmp_path / "shapes_small.json").unlink()
+    with pytest.raises(ModelUnavailableError, match="train_second"):
+        load_second_model("cpu")
+
+
+def test_train_second_smoke(tmp_path):
+    from utils.train_second import train
+
+    meta = train(epochs=1, n_train=64, out=tmp_path, batch_size=32)
+    assert (tmp_path / "shapes_small.safetensors").is_file()
+    assert meta["widths"] and meta["sha256"] and 0.0 <= meta["heldout"]["accuracy"] <= 1.0
