@@ -7,60 +7,28 @@ rebuilt from the case file and re-run on the variant's output). A wrong variant 
 untargeted attack when a target is asked, a softmax-probability gradient, unnormalized steps, no early stop,
 no clamping, ...) must lose points on its own question and on no other; a correct variant (another norm call, a
 loop with a different but valid stopping check, another objective for the untargeted and unrecognizable
-images, ...) must get full marks. Case files are the committed ones when present, otherwise built in memory from
-the question spec exactly as the reference generator does.
+images, ...) must get full marks. The harness is tests/mutant_harness.py.
 """
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 import torch
 
 import utils.reference as R
-from autograder import calls, casefile, judge, references, registry
+from autograder import casefile
 from autograder import verdicts as V
+from tests.mutant_harness import Harness
 
 ASSIGNMENT_ID = "05_fooling_images"
-_MUTANTS = Path(__file__).resolve().parent / "mutants" / "mutants_05.py"
+H = Harness(ASSIGNMENT_ID, "mutants_05")
+M = H.mutants
+grade_question = H.grade_question
 
 
-def _load_mutants():
-    spec = importlib.util.spec_from_file_location("mutants_05", _MUTANTS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-M = _load_mutants()
-
-
-@lru_cache(maxsize=None)
 def _entry():
-    return registry.get(ASSIGNMENT_ID)
-
-
-@lru_cache(maxsize=None)
-def _case_file(qid: str, case_name: str) -> casefile.CaseFile:
-    entry = _entry()
-    q = entry.assignment.question(qid)
-    case = next(c for c in q.cases if c.name == case_name)
-    path = entry.case_path(q, case)
-    if path.exists():
-        return casefile.read(path)
-    return references.build_case(entry, q, case)
-
-
-def grade_question(qid: str, fn) -> V.Result:
-    q = _entry().assignment.question(qid)
-    results = []
-    for case in q.cases:
-        cf = _case_file(qid, case.name)
-        status, outputs = calls.run(fn, casefile.build_args(cf), q.inplace, q.positional)
-        results.append(judge.judge_case(q, case, status, outputs, cf.expected, lambda cf=cf: casefile.build_args(cf)))
-    return judge.question_result(q, results)
+    return H.entry
 
 
 @lru_cache(maxsize=None)
@@ -165,9 +133,9 @@ def test_fooling_step_mutants_fail_as_wrong_values():
 
 def test_properties_accept_the_reference_and_reject_the_unchanged_image():
     """Direct checks of the property functions on one committed case (no student code involved)."""
-    qmod = registry.get(ASSIGNMENT_ID)
+    qmod = H.entry
     q = qmod.assignment.question("make_fooling_image")
-    cf = _case_file(q.id, q.cases[0].name)
+    cf = H.case_file(q.id, q.cases[0].name)
     inputs = casefile.build_args(cf)
     expected = cf.expected
     for prop in q.compare.properties:

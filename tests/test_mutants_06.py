@@ -4,75 +4,33 @@ Each variant replaces one function of an otherwise correct submission (the refer
 graded question by question with the engine's own in-process path (case files -> ``calls.run`` ->
 ``judge.judge_case`` -> ``judge.question_result``), the one the sandboxed worker's results go through too.
 A wrong variant must lose points on its own question and on no other; a correct variant must get full marks.
-The case files are the committed ones when present (so the committed references are what is tested), otherwise
-they are built in memory from the question spec exactly as ``python -m autograder references`` would.
+The harness (tests/mutant_harness.py) uses the committed case files, so the committed references are what is tested.
 """
 from __future__ import annotations
 
-import importlib.util
 from functools import lru_cache
-from pathlib import Path
 
 import pytest
 
-from autograder import calls, casefile, judge, references, registry
 from autograder import verdicts as V
+from tests.mutant_harness import Harness
 
 ASSIGNMENT_ID = "06_metric_embeddings"
-_MUTANTS = Path(__file__).resolve().parent / "mutants" / "mutants_06.py"
+H = Harness(ASSIGNMENT_ID, "mutants_06")
+M = H.mutants
+grade_question = H.grade_question
 
 
-def _load_mutants():
-    spec = importlib.util.spec_from_file_location("mutants_06", _MUTANTS)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-M = _load_mutants()
-
-
-@lru_cache(maxsize=None)
 def _entry():
-    return registry.get(ASSIGNMENT_ID)
-
-
-@lru_cache(maxsize=None)
-def _case_file(qid: str, case_name: str) -> casefile.CaseFile:
-    entry = _entry()
-    q = entry.assignment.question(qid)
-    case = next(c for c in q.cases if c.name == case_name)
-    path = entry.case_path(q, case)
-    if path.exists():
-        return casefile.read(path)
-    return references.build_case(entry, q, case)
-
-
-def _reference(qid: str):
-    return _entry().reference_function(_entry().assignment.question(qid))
-
-
-def grade_question(qid: str, fn) -> V.Result:
-    q = _entry().assignment.question(qid)
-    results = []
-    for case in q.cases:
-        cf = _case_file(qid, case.name)
-        status, outputs = calls.run(fn, casefile.build_args(cf), q.inplace, q.positional)
-        results.append(judge.judge_case(q, case, status, outputs, cf.expected, lambda cf=cf: casefile.build_args(cf)))
-    return judge.question_result(q, results)
+    return H.entry
 
 
 @lru_cache(maxsize=None)
 def _reference_results() -> dict[str, float]:
-    return {q.id: grade_question(q.id, _reference(q.id)).points for q in _entry().assignment.questions}
+    return {q.id: grade_question(q.id, H.reference(q.id)).points for q in _entry().assignment.questions}
 
 
-def grade_submission(replace: dict) -> dict[str, V.Result]:
-    """Every question graded, with the reference for every function not in ``replace``."""
-    out = {}
-    for q in _entry().assignment.questions:
-        out[q.id] = grade_question(q.id, replace.get(q.id) or _reference(q.id))
-    return out
+grade_submission = H.grade_submission
 
 
 def _params(table):
