@@ -27,6 +27,7 @@ class Comparison:
     nbgrader_failed: dict[str, str] = field(default_factory=dict)         # student -> why nbgrader gave up
     nbgrader_seconds: float = 0.0
     fast_seconds: float = 0.0
+    nbgrader_student_seconds: dict[str, float] = field(default_factory=dict)
 
     def disagreements(self) -> list[str]:
         out = []
@@ -51,8 +52,18 @@ def make_course(course: Path, assignment_id: str, students: dict[str, str] | Non
     return course / "submitted"
 
 
+def fast_grade(submitted: Path, out: Path, assignment_id: str, *, workers: int = 2, timeout: float = 10.0) -> float:
+    """Grade ``submitted`` with the fast grader into a fresh ``out``; returns the wall time in seconds."""
+    if out.exists():
+        shutil.rmtree(out)
+    t0 = time.perf_counter()
+    grade_folder(submitted, out, assignment=assignment_id, workers=workers, timeout=timeout, progress=False,
+                 log=lambda *_: None)
+    return time.perf_counter() - t0
+
+
 def compare(course: Path, assignment_id: str, *, students: dict[str, str] | None = None, workers: int = 2,
-            timeout: float = 10.0, cell_timeout: int = 20, log=print) -> Comparison:
+            timeout: float = 10.0, cell_timeout: int = 30, log=print) -> Comparison:
     """Grade the synthetic class of ``assignment_id`` both ways (see module doc)."""
     students = students or STUDENTS
     submitted = make_course(course, assignment_id, students)
@@ -61,22 +72,19 @@ def compare(course: Path, assignment_id: str, *, students: dict[str, str] | None
 
     t0 = time.perf_counter()
     for student in students:
+        t_student = time.perf_counter()
         try:
             autograde(course, assignment_id, student, cell_timeout=cell_timeout)
             result.nbgrader[student] = read_scores(course, assignment_id, student)
         except NbgraderError as exc:
             result.nbgrader_failed[student] = str(exc).splitlines()[0]
             result.nbgrader[student] = {q: 0.0 for q in questions}
+        result.nbgrader_student_seconds[student] = time.perf_counter() - t_student
         log(f"  nbgrader autograde {assignment_id} {student}: {sum(result.nbgrader[student].values()):g} points")
     result.nbgrader_seconds = time.perf_counter() - t0
 
-    t0 = time.perf_counter()
     out = course / "fast_graded"
-    if out.exists():
-        shutil.rmtree(out)
-    grade_folder(submitted, out, assignment=assignment_id, workers=workers, timeout=timeout, progress=False,
-                 log=lambda *_: None)
-    result.fast_seconds = time.perf_counter() - t0
+    result.fast_seconds = fast_grade(submitted, out, assignment_id, workers=workers, timeout=timeout)
     with open(out / "grades.csv", newline="") as f:
         for row in csv.DictReader(f):
             result.fast.setdefault(row["student"], {})[row["question"]] = float(row["points"])
