@@ -58,5 +58,54 @@ class Harness:
 
     def grade_submission(self, replace: dict[str, Callable]) -> dict[str, V.Result]:
         """Every question graded, with the reference for every function not in ``replace``."""
-        return {q.id: self.grade_question(q.id, replace.get(q.id) or self.reference(q.id))
+        return {q.id: self.grade_question(q.id, replace[q.id]) if q.id in replace else self.reference_result(q.id)
                 for q in self.entry.assignment.questions}
+
+    # --- the checks every corpus runs (each test file adds its assignment-specific ones) -------------------------
+
+    def reference_result(self, qid: str) -> V.Result:
+        """The reference graded on question ``qid`` (cached: every question calls only its own function)."""
+        return self._cached(("reference", qid), lambda: self.grade_question(qid, self.reference(qid)))
+
+    def graded(self, qid: str, kind: str, name: str) -> V.Result:
+        """Variant ``name`` of ``self.mutants.WRONG`` (``kind="wrong"``) or ``CORRECT`` graded on ``qid`` (cached)."""
+        table = self.mutants.WRONG if kind == "wrong" else self.mutants.CORRECT
+        return self._cached((kind, qid, name), lambda: self.grade_question(qid, table[qid][name]))
+
+    def _cached(self, key, compute):
+        cache = self.__dict__.setdefault("_results", {})
+        if key not in cache:
+            cache[key] = compute()
+        return cache[key]
+
+    def params(self, table: dict) -> list:
+        """``pytest.param(qid, name)`` for every variant of a WRONG / CORRECT table."""
+        import pytest
+
+        return [pytest.param(qid, name, id=f"{qid}-{name}") for qid, fns in table.items() for name in fns]
+
+    def check_corpus(self, max_points: float) -> None:
+        ids = sorted(q.id for q in self.entry.assignment.questions)
+        assert sorted(self.mutants.WRONG) == ids
+        assert sorted(self.mutants.CORRECT) == ids
+        assert self.entry.assignment.max_points == max_points
+
+    def check_reference_full_marks(self) -> None:
+        for q in self.entry.assignment.questions:
+            res = self.reference_result(q.id)
+            assert res.points == q.points, [(c.case, c.verdict, c.message) for c in res.cases if not c.passed]
+
+    def check_wrong_variant(self, qid: str, name: str) -> None:
+        """The wrong variant loses points on ``qid`` (never as 'not attempted') and on no other question."""
+        q = self.entry.assignment.question(qid)
+        res = self.graded(qid, "wrong", name)
+        assert res.points < q.points, f"{name} got full marks on {qid}"
+        assert all(c.verdict != V.NOT_ATTEMPTED for c in res.cases if not c.passed)
+        for other in self.entry.assignment.questions:
+            if other.id != qid:
+                assert self.reference_result(other.id).points == other.points, other.id
+
+    def check_correct_variant(self, qid: str, name: str) -> None:
+        res = self.graded(qid, "correct", name)
+        bad = [(c.case, c.verdict, c.message) for c in res.cases if not c.passed]
+        assert res.points == self.entry.assignment.question(qid).points, bad

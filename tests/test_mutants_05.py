@@ -11,12 +11,9 @@ images, ...) must get full marks. The harness is tests/mutant_harness.py.
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import pytest
 import torch
 
-import utils.reference as R
 from autograder import casefile
 from autograder import verdicts as V
 from tests.mutant_harness import Harness
@@ -31,34 +28,11 @@ def _entry():
     return H.entry
 
 
-@lru_cache(maxsize=None)
-def _reference_result(qid: str) -> V.Result:
-    q = _entry().assignment.question(qid)
-    return grade_question(qid, getattr(R, q.reference_name))
-
-
-@lru_cache(maxsize=None)
-def _graded(qid: str, kind: str, name: str) -> V.Result:
-    table = M.WRONG if kind == "wrong" else M.CORRECT
-    return grade_question(qid, table[qid][name])
-
-
-def grade_submission(qid: str, name: str) -> dict[str, V.Result]:
-    """Every question graded, with wrong variant ``name`` for ``qid`` and the reference everywhere else. Each question
-    calls only its own function, so the reference's results are graded once and reused."""
-    return {q.id: _graded(qid, "wrong", name) if q.id == qid else _reference_result(q.id)
-            for q in _entry().assignment.questions}
-
-
-def _params(table):
-    return [pytest.param(qid, name, id=f"{qid}-{name}") for qid, fns in table.items() for name in fns]
+_graded = H.graded
 
 
 def test_every_question_has_wrong_and_correct_variants():
-    ids = [q.id for q in _entry().assignment.questions]
-    assert sorted(M.WRONG) == sorted(ids)
-    assert sorted(M.CORRECT) == sorted(ids)
-    assert _entry().assignment.max_points == 8  # + 2 points of written questions in the notebook = 10
+    H.check_corpus(max_points=8)  # + 2 points of written questions in the notebook = 10
 
 
 def test_the_mutants_the_issue_names_are_in_the_corpus():
@@ -68,28 +42,17 @@ def test_the_mutants_the_issue_names_are_in_the_corpus():
 
 
 def test_reference_gets_full_marks():
-    for q in _entry().assignment.questions:
-        res = _reference_result(q.id)
-        assert res.points == q.points, [(c.case, c.verdict, c.message) for c in res.cases if not c.passed]
+    H.check_reference_full_marks()
 
 
-@pytest.mark.parametrize("qid,name", _params(M.WRONG))
+@pytest.mark.parametrize("qid,name", H.params(M.WRONG))
 def test_wrong_variant_loses_points_only_on_its_question(qid, name):
-    results = grade_submission(qid, name)
-    q = _entry().assignment.question(qid)
-    assert results[qid].points < q.points, f"{name} got full marks on {qid}"
-    failing = [c for c in results[qid].cases if not c.passed]
-    assert all(c.verdict != V.NOT_ATTEMPTED for c in failing)
-    for other, res in results.items():
-        if other != qid:
-            assert res.points == _entry().assignment.question(other).points, (other, res)
+    H.check_wrong_variant(qid, name)
 
 
-@pytest.mark.parametrize("qid,name", _params(M.CORRECT))
+@pytest.mark.parametrize("qid,name", H.params(M.CORRECT))
 def test_correct_variant_gets_full_marks(qid, name):
-    res = _graded(qid, "correct", name)
-    bad = [(c.case, c.verdict, c.message) for c in res.cases if not c.passed]
-    assert res.points == _entry().assignment.question(qid).points, bad
+    H.check_correct_variant(qid, name)
 
 
 def test_every_wrong_variant_already_fails_a_public_case():

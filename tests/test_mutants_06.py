@@ -8,11 +8,8 @@ The harness (tests/mutant_harness.py) uses the committed case files, so the comm
 """
 from __future__ import annotations
 
-from functools import lru_cache
-
 import pytest
 
-from autograder import verdicts as V
 from tests.mutant_harness import Harness
 
 ASSIGNMENT_ID = "06_metric_embeddings"
@@ -25,47 +22,22 @@ def _entry():
     return H.entry
 
 
-@lru_cache(maxsize=None)
-def _reference_results() -> dict[str, float]:
-    return {q.id: grade_question(q.id, H.reference(q.id)).points for q in _entry().assignment.questions}
-
-
-grade_submission = H.grade_submission
-
-
-def _params(table):
-    return [pytest.param(qid, name, id=f"{qid}-{name}") for qid, fns in table.items() for name in fns]
-
-
 def test_every_question_has_wrong_and_correct_variants():
-    ids = [q.id for q in _entry().assignment.questions]
-    assert sorted(M.WRONG) == sorted(ids)
-    assert sorted(M.CORRECT) == sorted(ids)
-    assert _entry().assignment.max_points == 17
+    H.check_corpus(max_points=17)
 
 
 def test_reference_gets_full_marks():
-    for q in _entry().assignment.questions:
-        assert _reference_results()[q.id] == q.points, q.id
+    H.check_reference_full_marks()
 
 
-@pytest.mark.parametrize("qid,name", _params(M.WRONG))
+@pytest.mark.parametrize("qid,name", H.params(M.WRONG))
 def test_wrong_variant_loses_points_only_on_its_question(qid, name):
-    results = grade_submission({qid: M.WRONG[qid][name]})
-    q = _entry().assignment.question(qid)
-    assert results[qid].points < q.points, f"{name} got full marks on {qid}"
-    failing = [c for c in results[qid].cases if not c.passed]
-    assert all(c.verdict != V.NOT_ATTEMPTED for c in failing)
-    for other, res in results.items():
-        if other != qid:
-            assert res.points == _entry().assignment.question(other).points, (other, res)
+    H.check_wrong_variant(qid, name)
 
 
-@pytest.mark.parametrize("qid,name", _params(M.CORRECT))
+@pytest.mark.parametrize("qid,name", H.params(M.CORRECT))
 def test_correct_variant_gets_full_marks(qid, name):
-    res = grade_question(qid, M.CORRECT[qid][name])
-    bad = [(c.case, c.verdict, c.message) for c in res.cases if not c.passed]
-    assert res.points == _entry().assignment.question(qid).points, bad
+    H.check_correct_variant(qid, name)
 
 
 def test_conceptual_mutants_already_fail_a_public_case():
