@@ -9,12 +9,18 @@ from __future__ import annotations
 import ast
 import json
 import re
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
 #: Cell magics whose body is Python (the magic line itself is dropped); other ``%%`` cells are skipped.
 _PYTHON_CELL_MAGICS = {"time", "timeit", "capture", "prun", "debug"}
 _HELP = re.compile(r"^\s*[?]|[?]\s*$")
+
+#: CPython 3.11 keeps the AST constructor's recursion counter in interpreter-wide state, so two threads parsing at
+#: once can fail with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905). The batch
+#: grader extracts submissions from a thread pool, so every parse goes through this lock.
+_PARSE_LOCK = threading.Lock()
 
 
 class NotebookError(Exception):
@@ -73,9 +79,15 @@ def keep_node(node: ast.stmt) -> bool:
     return False
 
 
+def parse(source: str, filename: str = "<unknown>") -> ast.Module:
+    """:func:`ast.parse`, one thread at a time (see ``_PARSE_LOCK``)."""
+    with _PARSE_LOCK:
+        return ast.parse(source, filename=filename)
+
+
 def kept_module(source: str, filename: str) -> ast.Module:
     """Parse ``source`` and keep only :func:`keep_node` statements (line numbers preserved)."""
-    tree = ast.parse(source, filename=filename)
+    tree = parse(source, filename)
     return ast.Module(body=[n for n in tree.body if keep_node(n)], type_ignores=[])
 
 

@@ -60,3 +60,33 @@ def test_unreadable_notebooks(tmp_path):
     bad.write_text('{"hello": 1}')
     with pytest.raises(extract.NotebookError):
         extract.read_notebook(bad)
+
+
+def test_parsing_is_serialized_across_threads(monkeypatch):
+    """CPython 3.11's AST constructor keeps a recursion counter shared by all threads; concurrent parses in the
+    batch grader's thread pool failed with "AST constructor recursion depth mismatch". No two parses may overlap."""
+    import ast
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    real_parse, active, most = ast.parse, [0], [0]
+    lock = threading.Lock()
+
+    def slow_parse(*args, **kwargs):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.002)
+        try:
+            return real_parse(*args, **kwargs)
+        finally:
+            with lock:
+                active[0] -= 1
+
+    monkeypatch.setattr(ast, "parse", slow_parse)
+    nb = nb_with(*[f"def f{i}(x):\n    return x + {i}\n" for i in range(10)])
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(lambda _: extract.extract_cells(nb), range(8)))
+    assert most[0] == 1
+    assert all([c.defines for c in cells] == [[f"f{i}"] for i in range(10)] for cells in results)
