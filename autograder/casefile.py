@@ -162,6 +162,26 @@ def load_model_ref(name: str, seed: int = 0, state: Mapping[str, torch.Tensor] |
     return model
 
 
+#: Pristine models already built by :func:`build_args`, keyed by what defines their weights; each call gets a
+#: deep copy, so a function that changes a model's weights cannot affect another case.
+_MODELS: dict[tuple, torch.nn.Module] = {}
+
+
+def _model_arg(case: CaseFile, name: str, e: Mapping[str, Any]) -> torch.nn.Module:
+    import copy
+
+    key = (e["model"], e.get("seed", 0), e.get("sha256"), bool(e.get("stored")))
+    model = _MODELS.get(key) if e.get("sha256") else None  # only weights pinned by a checksum are shared
+    if model is None:
+        prefix = f"model/{name}/"
+        state = {k[len(prefix):]: v for k, v in case.tensors.items() if k.startswith(prefix)}
+        model = load_model_ref(e["model"], e.get("seed", 0), state if e.get("stored") else None, e.get("sha256"))
+        if not e.get("sha256"):
+            return model
+        _MODELS[key] = model
+    return copy.deepcopy(model)
+
+
 def build_args(case: CaseFile) -> dict[str, Any]:
     """Fresh call arguments from a case file (new tensors every call, so in-place functions can't leak)."""
     args: dict[str, Any] = {}
@@ -177,10 +197,7 @@ def build_args(case: CaseFile) -> dict[str, Any]:
                 items.append(t.requires_grad_(True) if e["requires_grad"][i] else t)
             args[name] = tuple(items) if e.get("tuple") else items
         elif kind == "model":
-            prefix = f"model/{name}/"
-            state = {k[len(prefix):]: v for k, v in case.tensors.items() if k.startswith(prefix)}
-            args[name] = load_model_ref(e["model"], e.get("seed", 0), state if e.get("stored") else None,
-                                        e.get("sha256"))
+            args[name] = _model_arg(case, name, e)
         elif kind == "json":
             v = e["value"]
             args[name] = tuple(v) if e.get("tuple") and isinstance(v, list) else v

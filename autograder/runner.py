@@ -33,8 +33,10 @@ from .spec import Question
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY_MB = 2048
 STARTUP_TIMEOUT = 180.0
-#: Modules imported by the worker before the student's code, so a notebook's setup imports are quick.
-PRELOAD = ["numpy", "torch.nn.functional", "matplotlib", "tqdm.auto", "utils", "autograder"]
+#: Modules the fork server imports before any student code, so a notebook's setup imports cost nothing per
+#: submission. ``utils.*`` stands for every public ``utils`` module (the worker's copy has no ``reference/``).
+PRELOAD = ["numpy", "torch.nn", "torch.nn.functional", "matplotlib", "matplotlib.pyplot", "tqdm.auto", "utils",
+           "utils.*", "autograder", "autograder.selfcheck"]
 
 
 class GraderError(Exception):
@@ -213,6 +215,13 @@ def _remove_stale_sessions(tmp: Path) -> None:
             pass
 
 
+def _import_quietly(module: str) -> None:
+    try:
+        __import__(module)
+    except Exception:  # noqa: BLE001 - the real import reports it
+        pass
+
+
 @dataclass
 class _Outcome:
     hello: dict | None = None
@@ -255,6 +264,9 @@ class Session:
         self._server: ForkServer | None = None
         self._server_lock = threading.Lock()
         self.server()  # start it now (from this thread): it dies with the thread that started it
+        # nbformat's import (jsonschema and its format grammars) takes about a second: do it while the fork
+        # server starts instead of when the first notebook is read
+        threading.Thread(target=_import_quietly, args=("nbformat",), daemon=True).start()
 
     def server(self) -> ForkServer:
         """The fork server, (re)started when needed."""

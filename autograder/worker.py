@@ -129,6 +129,9 @@ def run_question(out_fd: int, ns: dict, question: dict, cases: list, memory_mb: 
         finally:
             os.close(r)
         status = None
+        if done == len(remaining) and not (timed_out or broken):  # every result is in: no need to let it exit
+            os.kill(pid, signal.SIGKILL)
+            status = os.waitpid(pid, 0)[1]
         while status is None:
             got, st = os.waitpid(pid, os.WNOHANG)
             if got:
@@ -197,7 +200,7 @@ def run_submission(plan_path: str, out_fd: int) -> None:  # pragma: no cover - r
     try:
         cases = {}
         for q in plan["questions"]:
-            cases[q["id"]] = [casefile.read(c["file"]) for c in q["cases"]]
+            cases[q["id"]] = [_CASES.get(c["file"]) or casefile.read(c["file"]) for c in q["cases"]]
         _send(out_fd, {"type": "hello", "isolation": info, "pid": os.getpid()})
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
@@ -238,6 +241,58 @@ def supervise(plan_path: str, out_fd: int) -> None:  # pragma: no cover - runs i
         os._exit(0)
 
 
+def _preload(modules: list[str]) -> None:
+    """Import ``modules`` (``pkg.*``: every module of ``pkg``); a failure is left for the student's own import."""
+    import importlib
+    import pkgutil
+
+    for name in modules:
+        names = [name]
+        if name.endswith(".*"):
+            try:
+                pkg = importlib.import_module(name[:-2])
+                names = [m.name for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")]
+            except Exception:  # noqa: BLE001
+                names = []
+        for mod in names:
+            try:
+                importlib.import_module(mod)
+            except Exception:  # noqa: BLE001 - the student's own import will report it
+                pass
+
+
+#: Case inputs read by the fork server (inputs-only files the grader wrote), inherited by every worker it forks.
+_CASES: dict = {}
+
+
+def _cache_cases(plan_path: str) -> None:
+    """Read the case files a plan names that are not cached yet (a worker reads them itself if this fails)."""
+    from autograder import casefile
+
+    try:
+        with open(plan_path, encoding="utf-8") as f:
+            plan = json.load(f)
+        for q in plan["questions"]:
+            for c in q["cases"]:
+                if c["file"] not in _CASES:
+                    _CASES[c["file"]] = case = casefile.read(c["file"])
+                    casefile.build_args(case)  # builds (and caches) its models once, here
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _warm_up() -> None:
+    """Run the per-case machinery once (seeding, a call, serializing), so that the lazy initialisation it
+    triggers is done here, once, instead of in every forked child."""
+    import torch
+    from safetensors.torch import save
+
+    from autograder import calls
+
+    _, outputs = calls.run(lambda x: (x * 2).sum(0), {"x": torch.ones(2, 3)}, seed=0)
+    save(outputs)
+
+
 def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the fork server process
     """The fork server: import torch and the engine once, then fork one supervisor + worker per request.
 
@@ -258,12 +313,9 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
         torch.set_num_interop_threads(1)
     except RuntimeError:
         pass
-    for mod in ["autograder.calls", "autograder.casefile", "autograder.extract", "autograder.protocol",
-                "safetensors.torch", *config.get("preload", [])]:
-        try:
-            __import__(mod)
-        except Exception:  # noqa: BLE001 - the student's own import will report it
-            pass
+    _preload(["autograder.calls", "autograder.casefile", "autograder.extract", "autograder.protocol",
+              "safetensors.torch", *config.get("preload", [])])
+    _warm_up()
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors (and orphans we adopt) are reaped automatically
     sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
     sock = socket.socket(fileno=control_fd)
@@ -276,6 +328,7 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
         if not msg or not fds:
             os._exit(0)
         request = json.loads(msg)
+        _cache_cases(request["plan"])
         pid = os.fork()
         if pid == 0:
             sock.close()
