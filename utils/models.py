@@ -30,6 +30,7 @@ __all__ = [
     "IMAGENET_NAMES",
     "model_card",
     "load_model",
+    "extract_features",
     "ShapesNet",
     "ModelUnavailableError",
     "WeightsChecksumError",
@@ -308,3 +309,26 @@ def load_model(name: str = "shapes", device: torch.device | str | None = None) -
     for p in model.parameters():
         p.requires_grad_(False)
     return model.to(torch.device(device) if device is not None else get_device())
+
+
+def extract_features(x: torch.Tensor, model: nn.Module) -> list[torch.Tensor]:
+    """The output of every layer of ``model.features``, in order: ``feats[i] = model.features[:i + 1](x)``.
+
+    Args:
+        x: ``(N, 3, H, W)`` normalized images.
+        model: any model with a ``features`` ``nn.Sequential`` (the bundled model, VGG, SqueezeNet, ...).
+    Returns:
+        A list with one ``(N, C_i, H_i, W_i)`` tensor per layer of ``model.features``, in the graph of ``x``
+        (differentiable).
+
+    Note: torchvision's ImageNet models use in-place ReLUs, which overwrite the output of the convolution before
+    them; take those models' features at the ReLU indices. The bundled model's ReLUs are out-of-place.
+    """
+    if not isinstance(getattr(model, "features", None), nn.Sequential):
+        raise TypeError(f"extract_features needs a model with a `features` nn.Sequential; "
+                        f"{type(model).__name__} has none")
+    feats = []
+    for layer in model.features:
+        x = layer(x)
+        feats.append(x)
+    return feats
