@@ -215,11 +215,12 @@ def _remove_stale_sessions(tmp: Path) -> None:
             pass
 
 
-def _import_quietly(module: str) -> None:
-    try:
-        __import__(module)
-    except Exception:  # noqa: BLE001 - the real import reports it
-        pass
+def _import_quietly(*modules: str) -> None:
+    for module in modules:
+        try:
+            __import__(module)
+        except Exception:  # noqa: BLE001 - the real import reports it
+            pass
 
 
 @dataclass
@@ -264,9 +265,10 @@ class Session:
         self._server: ForkServer | None = None
         self._server_lock = threading.Lock()
         self.server()  # start it now (from this thread): it dies with the thread that started it
-        # nbformat's import (jsonschema and its format grammars) takes about a second: do it while the fork
-        # server starts instead of when the first notebook is read
-        threading.Thread(target=_import_quietly, args=("nbformat",), daemon=True).start()
+        # nbformat's import (jsonschema and its format grammars) takes about a second, matplotlib's (for the class
+        # report) about half of one: do them while the fork server starts, when this process only waits
+        threading.Thread(target=_import_quietly, args=("nbformat", "matplotlib.figure",
+                                                       "matplotlib.backends.backend_agg"), daemon=True).start()
 
     def server(self) -> ForkServer:
         """The fork server, (re)started when needed."""
