@@ -52,7 +52,8 @@ def make_course(course: Path, assignment_id: str, students: dict[str, str] | Non
     return course / "submitted"
 
 
-def fast_grade(submitted: Path, out: Path, assignment_id: str | None, *, workers: int = 2, timeout: float = 10.0) -> float:
+def fast_grade(submitted: Path, out: Path, assignment_id: str | None, *, workers: int = 2,
+               timeout: float = 10.0) -> float:
     """Grade ``submitted`` (one assignment, or every one when ``assignment_id`` is None) with the fast grader into
     a fresh ``out``; returns the wall time in seconds."""
     if out.exists():

@@ -3,10 +3,11 @@
 The grader starts ``python -I -S <lib>/autograder/worker.py CONFIG.json CONTROL_FD`` once per batch: a fork server
 that imports torch, the engine and the public ``utils`` (never student code), runs the per-case machinery once so
 its lazy initialisation is inherited, reads each assignment's case inputs (and builds their models) the first time
-a plan names them, and, per submission, forks a supervisor which forks the worker. The worker isolates itself (:mod:`autograder.sandbox`), loads the student's extracted code once, then runs
-each question in a forked child with a time limit (per question), a memory limit, output sent to /dev/null and a
-result pipe that child owns alone. Only statuses and output tensors go back to the grader; it never sees expected
-outputs, so all comparisons happen in the grader. The supervisor reports how the worker ended.
+a plan names them, and, per submission, forks a supervisor which forks the worker. The worker isolates itself
+(:mod:`autograder.sandbox`), loads the student's extracted code once, then runs each question in a forked child
+with a time limit (per question), a memory limit, output sent to /dev/null and a result pipe that child owns
+alone. Only statuses and output tensors go back to the grader; it never sees expected outputs, so all comparisons
+happen in the grader. The supervisor reports how the worker ended.
 """
 from __future__ import annotations
 
