@@ -109,3 +109,13 @@ class Harness:
         res = self.graded(qid, "correct", name)
         bad = [(c.case, c.verdict, c.message) for c in res.cases if not c.passed]
         assert res.points == self.entry.assignment.question(qid).points, bad
+
+    def check_public_cases_catch_wrong_variants(self, hidden_only: set[tuple[str, str]] = frozenset()) -> None:
+        """Every wrong variant, except the ``(qid, name)`` pairs in ``hidden_only``, already fails a public case,
+        so what a student can get wrong shows in the notebook's self-check."""
+        for qid, fns in self.mutants.WRONG.items():
+            for name in fns:
+                if (qid, name) in hidden_only:
+                    continue
+                res = self.graded(qid, "wrong", name)
+                assert any(c.public and not c.passed for c in res.cases), f"{qid}/{name} passes the public case"

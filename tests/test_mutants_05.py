@@ -21,13 +21,6 @@ from tests.mutant_harness import Harness
 ASSIGNMENT_ID = "05_fooling_images"
 H = Harness(ASSIGNMENT_ID, "mutants_05")
 M = H.mutants
-grade_question = H.grade_question
-
-
-def _entry():
-    return H.entry
-
-
 _graded = H.graded
 
 
@@ -57,10 +50,7 @@ def test_correct_variant_gets_full_marks(qid, name):
 
 def test_every_wrong_variant_already_fails_a_public_case():
     """What a student gets wrong shows in the self-check; the hidden cases then add other sizes and sources."""
-    for qid, fns in M.WRONG.items():
-        for name in fns:
-            res = _graded(qid, "wrong", name)
-            assert any(c.public and not c.passed for c in res.cases), f"{qid}/{name} passes the public case"
+    H.check_public_cases_catch_wrong_variants()
 
 
 # -------------------------------------------------------------------- the properties catch what they promise
