@@ -44,3 +44,16 @@ def test_seed_everything_repeats_all_rngs():
     c = draw()
     assert a == b
     assert all(x != y for x, y in zip(a, c))
+
+
+def test_cpu_device_runs_torch_on_one_thread(monkeypatch):
+    _set(monkeypatch, False, False)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        assert get_device().type == "cpu" and torch.get_num_threads() == 1
+        torch.set_num_threads(2)
+        get_device(cpu_threads=None)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
