@@ -5,12 +5,13 @@ monkeypatching torch / numpy / builtins in the student's process changes nothing
 """
 from __future__ import annotations
 
+import math
 from typing import Any, Callable, Mapping
 
 import torch
 
 from . import verdicts as V
-from .spec import PropertyCheck, TensorMatch
+from .spec import Property, PropertyCheck, TensorMatch
 
 Outputs = Mapping[str, torch.Tensor]
 
@@ -124,27 +125,58 @@ def tensor_match(spec: TensorMatch, expected: Outputs, got: Outputs) -> tuple[st
 
 
 def property_check(spec: PropertyCheck, expected: Outputs, got: Outputs,
-                   inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]]) -> tuple[str, str]:
+                   inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+                   calibration: Outputs | None = None) -> tuple[str, str, float]:
+    """``(verdict, message, credit)``: credit 1 when every property holds, 0 when a required one fails, else the
+    weighted share of the properties that hold (partial credit)."""
     found = check_shapes(expected, got) or check_finite(expected, got)
     if found:
-        return found
+        return (*found, 0.0)
     if callable(inputs):
         inputs = inputs()
+    reference = {**expected, **(calibration or {})}
+    failed: list[tuple[Property, str]] = []
     for prop in spec.properties:
         try:
-            ok, why = prop.check(inputs, got, expected)
+            ok, why = prop.check(inputs, got, reference)
         except Exception as exc:  # noqa: BLE001 - a property that cannot be evaluated has failed
             ok, why = False, f"could not be checked ({type(exc).__name__}: {exc})"
         if not ok:
-            return V.PROPERTY_FAILED, f"property {prop.name!r} failed: {why}"
-    names = ", ".join(p.name for p in spec.properties)
-    return V.PASSED, f"all properties hold ({names})"
+            failed.append((prop, why))
+            if prop.required:
+                return V.PROPERTY_FAILED, f"property {prop.name!r} failed: {why}", 0.0
+    if not failed:
+        names = ", ".join(p.name for p in spec.properties)
+        return V.PASSED, f"all properties hold ({names})", 1.0
+    total = math.fsum(p.weight for p in spec.properties)
+    credit = math.fsum(p.weight for p in spec.properties if p not in [f for f, _ in failed]) / total
+    prop, why = failed[0]
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    return V.PROPERTY_FAILED, (f"property {prop.name!r} failed{more}: {why}; the other properties hold, "
+                               f"so this case earns {credit:.0%} of its points"), credit
+
+
+def _split(expected: Outputs) -> tuple[Outputs, Outputs]:
+    """The reference outputs, and the calibration values stored beside them (keys starting with ``_``)."""
+    outputs = {k: v for k, v in expected.items() if not k.startswith("_")}
+    return outputs, {k: v for k, v in expected.items() if k.startswith("_")}
+
+
+def compare_with_credit(spec: TensorMatch | PropertyCheck, expected: Outputs, got: Outputs,
+                        inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None
+                        ) -> tuple[str, str, float]:
+    """``(verdict, message, credit)`` for one case's outputs; credit is the share of the case's points earned
+    (1 when passed; between 0 and 1 only for property checks with optional properties)."""
+    outputs, calibration = _split(expected)
+    if isinstance(spec, PropertyCheck):
+        return property_check(spec, outputs, got, inputs if inputs is not None else {}, calibration)
+    verdict, message = tensor_match(spec, outputs, got)
+    return verdict, message, 1.0 if verdict == V.PASSED else 0.0
 
 
 def compare(spec: TensorMatch | PropertyCheck, expected: Outputs, got: Outputs,
             inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None) -> tuple[str, str]:
     """The verdict and message for one case's outputs. ``inputs`` (or a function building them) is only needed
     by property checks."""
-    if isinstance(spec, PropertyCheck):
-        return property_check(spec, expected, got, inputs if inputs is not None else {})
-    return tensor_match(spec, expected, got)
+    verdict, message, _ = compare_with_credit(spec, expected, got, inputs)
+    return verdict, message

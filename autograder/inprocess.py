@@ -113,7 +113,7 @@ def run_cases(fn: Callable, entry: registry.Entry, question: Question, *, public
             try:
                 with quiet(stdout=silence_stdout), time_limit(left):
                     status, outputs = calls.run(fn, args, question.inplace, question.positional,
-                                                cf.meta.get("seed"), question.repeat)
+                                                cf.meta.get("seed"), question.repeat, question.optional)
             except calls.CaseTimeout:  # the alarm fired outside the student's call
                 status, outputs = {"status": "timeout"}, None
         results.append(judge.judge_case(question, case, status, outputs, cf.expected,

@@ -28,13 +28,14 @@ def score(name: str, fn: Callable | None = None) -> float:
     """Points earned by the notebook's function ``name`` over all its cases (0.0 on any failure)."""
     try:
         from . import inprocess
+        from .judge import credits
         from .scoring import question_points
 
         with inprocess.quiet():
             _, question, found = results(name, fn, depth=2)
         if not found:
             return 0.0
-        return question_points(question, [r.case for r in found if r.passed])
+        return question_points(question, credits(found))
     except KeyboardInterrupt:
         raise
     except BaseException:  # noqa: BLE001 - a grade cell must not error

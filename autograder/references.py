@@ -33,6 +33,12 @@ def build_case(entry: registry.Entry, question: Question, case: Case) -> casefil
     for key, value in outputs.items():
         cf.tensors[f"out/{key}"] = value
     meta["outputs"] = list(outputs)
+    if question.calibrate:
+        from .judge import _resolve
+
+        calibration = _resolve(question.calibrate)(casefile.build_args(cf), outputs)
+        for key, value in calibration.items():
+            cf.tensors[f"out/_{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
     return cf
 
 

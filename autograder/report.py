@@ -11,7 +11,8 @@ from . import verdicts as V
 
 COLORS = {V.PASSED: "#2e7d32", V.WRONG_VALUES: "#f9a825", V.PROPERTY_FAILED: "#fbc02d", V.NON_FINITE: "#ef6c00",
           V.WRONG_SHAPE: "#e65100", V.WRONG_DTYPE: "#bf360c", V.ERROR: "#c62828", V.TIMEOUT: "#6a1b9a",
-          V.CRASHED: "#4a148c", V.MISSING: "#546e7a", V.NOT_ATTEMPTED: "#b0bec5"}
+          V.CRASHED: "#4a148c", V.MISSING: "#546e7a", V.NOT_ATTEMPTED: "#b0bec5", V.MODIFIED_INPUT: "#0277bd",
+          V.WRONG_TYPE: "#880e4f"}
 
 
 def _order(rows: list[dict]) -> list[tuple[str, str]]:

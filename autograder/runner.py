@@ -381,7 +381,7 @@ class Session:
             "hide": self._hidden_paths(prepared), "cells": cell_entries, "timeout": self.timeout,
             "memory_mb": self.memory_mb, "namespace": self.isolate,
             "questions": [{"id": q.id, "function": q.id, "inplace": q.inplace, "positional": q.positional,
-                           "repeat": q.repeat,
+                           "repeat": q.repeat, "optional": list(q.optional),
                            "cases": [{"name": c.name, "file": str(prepared.input_files[(q.id, c.name)])}
                                      for c in q.cases]}
                           for q in questions],

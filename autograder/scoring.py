@@ -6,7 +6,7 @@ Every grading path (the fast batch grader, ``check``, nbgrader's hidden tests th
 from __future__ import annotations
 
 import math
-from typing import Iterable
+from typing import Iterable, Mapping
 
 from .spec import Question
 
@@ -23,19 +23,22 @@ def case_points(question: Question, case_name: str) -> float:
     raise KeyError(f"question {question.id!r} has no case {case_name!r}")
 
 
-def question_points(question: Question, passed_cases: Iterable[str]) -> float:
-    """Points earned on a question given the names of its passed cases (partial credit per case).
+def question_points(question: Question, passed_cases: Iterable[str] | Mapping[str, float]) -> float:
+    """Points earned on a question (partial credit per case).
 
-    All cases passed gives exactly ``question.points``; the sum runs in the question's case order."""
-    passed = set(passed_cases)
+    ``passed_cases``: the names of the passed cases, or ``{case name: share of its points earned}`` (1 for a passed
+    case, between 0 and 1 for a case with partial credit). Every case fully earned gives exactly
+    ``question.points``; the sum runs in the question's case order."""
+    credit = dict(passed_cases) if isinstance(passed_cases, Mapping) else {name: 1.0 for name in passed_cases}
     names = [c.name for c in question.cases]
-    unknown = passed.difference(names)
+    unknown = set(credit).difference(names)
     if unknown:
         raise KeyError(f"question {question.id!r} has no case(s) {sorted(unknown)}")
-    if passed == set(names):
+    credit = {k: min(max(float(v), 0.0), 1.0) for k, v in credit.items()}
+    if all(credit.get(n, 0.0) == 1.0 for n in names):
         return float(question.points)
     total = math.fsum(c.weight for c in question.cases)
     if total <= 0:
         return 0.0
-    earned = math.fsum(c.weight for c in question.cases if c.name in passed)
+    earned = math.fsum(c.weight * credit.get(c.name, 0.0) for c in question.cases)
     return round(question.points * earned / total, DECIMALS)

@@ -4,7 +4,7 @@ A question file declares, for one assignment, which functions are graded, how ma
 build the inputs of each case (seeded, so references can be regenerated bit for bit), and how a student's output
 is compared with the reference output. Nothing here runs student code.
 
-Example (see ``tests/fixtures/questions_fixture.py`` and ``autograder/questions/*.py``)::
+Example (see ``autograder/questions/*.py``)::
 
     def build_saliency(seed: int, n: int, size: int) -> dict:
         g = torch.Generator().manual_seed(seed)
@@ -68,18 +68,36 @@ class TensorMatch:
 @dataclass(frozen=True)
 class Property:
     """One named property of a non-unique answer. ``check(inputs, output, expected) -> (ok, message)``; runs in the
-    grader's own process (never in the student's), with ``inputs`` rebuilt there (models included)."""
+    grader's own process (never in the student's), with ``inputs`` rebuilt there (models included). ``expected``
+    also holds the case's calibration values (``_``-prefixed keys, see :attr:`Question.calibrate`).
+
+    ``required``: when it fails the case earns nothing. Otherwise the case earns ``weight`` / (sum of weights) for
+    each property that holds (partial credit), provided every required property holds."""
 
     name: str
     check: Callable[[Mapping[str, Any], Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]], tuple[bool, str]]
+    weight: float = 1.0
+    required: bool = True
 
 
 @dataclass(frozen=True)
 class PropertyCheck:
     """Comparison for answers that are not unique (a fooling image...): the output must have the reference's
-    shape and be finite, then every property must hold."""
+    shape and be finite, then the properties are checked (see :class:`Property` for partial credit)."""
 
     properties: Sequence[Property]
+
+
+@dataclass(frozen=True)
+class Mistake:
+    """A typical wrong answer, as data. ``function`` is the dotted path (``"package.module:name"``) of a function
+    with the graded function's signature that makes the mistake; it is called like the student's function, on the
+    same inputs, in the grader's process only, and is looked up lazily, so it may live in instructor-only code
+    (``utils.reference.mistakes``). When a wrong answer matches its output, the message says ``hint``."""
+
+    name: str
+    hint: str
+    function: str
 
 
 @dataclass(frozen=True)
@@ -92,7 +110,13 @@ class Question:
     a Python number -> a 0-d float64 tensor.
     ``repeat``: call the function this many times in a row on the same arguments and grade the last result
     (for in-place steps: state that leaks from one call into the next, e.g. gradients never reset, shows up).
-    ``reference``: name in :mod:`utils.reference` when it differs from ``id``."""
+    ``reference``: name in :mod:`utils.reference` when it differs from ``id``.
+    ``optional``: keyword arguments passed only when the student's function takes them (a function written to a
+    shorter published signature, cs231n's say, is called the way it was written).
+    ``mistakes``: known wrong answers to recognise (see :class:`Mistake`).
+    ``calibrate``: dotted path of an instructor-only function ``(inputs, reference_outputs) -> {name: tensor}``
+    run when the case files are generated; its values are stored with the expected outputs (as ``_name``) for
+    property checks to read, e.g. where the reference would be after one more step."""
 
     id: str
     points: float
@@ -104,6 +128,9 @@ class Question:
     repeat: int = 1
     reference: str | None = None
     description: str = ""
+    optional: Sequence[str] = ()
+    mistakes: Sequence[Mistake] = ()
+    calibrate: str | None = None
 
     @property
     def reference_name(self) -> str:

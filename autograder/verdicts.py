@@ -19,10 +19,12 @@ WRONG_DTYPE = "wrong dtype"
 NON_FINITE = "non-finite"
 WRONG_VALUES = "wrong values"
 PROPERTY_FAILED = "property failed"
+MODIFIED_INPUT = "modified input"
+WRONG_TYPE = "wrong type"
 
 #: Every verdict, in the order reports list them (best first).
-VERDICTS = (PASSED, WRONG_VALUES, PROPERTY_FAILED, NON_FINITE, WRONG_SHAPE, WRONG_DTYPE, ERROR, TIMEOUT, CRASHED,
-            MISSING, NOT_ATTEMPTED)
+VERDICTS = (PASSED, WRONG_VALUES, PROPERTY_FAILED, MODIFIED_INPUT, NON_FINITE, WRONG_SHAPE, WRONG_DTYPE, WRONG_TYPE,
+            ERROR, TIMEOUT, CRASHED, MISSING, NOT_ATTEMPTED)
 
 #: What each verdict means, for legends in reports and feedback.
 MEANING = {
@@ -37,6 +39,8 @@ MEANING = {
     NON_FINITE: "the output holds NaN or Inf",
     WRONG_VALUES: "values differ from the reference beyond the tolerance",
     PROPERTY_FAILED: "the answer is not unique and a required property does not hold",
+    MODIFIED_INPUT: "the function changed an argument it must leave alone (values, requires_grad or .grad)",
+    WRONG_TYPE: "the function returned something that is not a torch tensor (a NumPy array, None, ...)",
 }
 
 

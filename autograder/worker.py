@@ -61,7 +61,8 @@ def _run_cases_in_child(wfd: int, fn, question: dict, cases: list, indices: list
                 continue
             t0 = time.perf_counter()
             status, outputs = calls.run(fn, args, question.get("inplace"), question.get("positional", False),
-                                        cases[i].meta.get("seed"), question.get("repeat", 1))
+                                        cases[i].meta.get("seed"), question.get("repeat", 1),
+                                        question.get("optional", ()))
             status["seconds"] = round(time.perf_counter() - t0, 4)
             payload = b""
             if outputs is not None:

@@ -51,7 +51,7 @@ class Harness:
         for case in q.cases:
             cf = self.case_file(qid, case.name)
             status, outputs = calls.run(fn, casefile.build_args(cf), q.inplace, q.positional,
-                                        cf.meta.get("seed"), q.repeat)
+                                        cf.meta.get("seed"), q.repeat, q.optional)
             results.append(judge.judge_case(q, case, status, outputs, cf.expected,
                                             lambda cf=cf: casefile.build_args(cf)))
         return judge.question_result(q, results)

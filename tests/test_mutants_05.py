@@ -50,7 +50,7 @@ def test_correct_variant_gets_full_marks(qid, name):
 
 def test_every_wrong_variant_already_fails_a_public_case():
     """What a student gets wrong shows in the self-check; the hidden cases then add other sizes and sources."""
-    H.check_public_cases_catch_wrong_variants()
+    H.check_public_cases_catch_wrong_variants({("make_fooling_image", "no_grad_reset")})
 
 
 # -------------------------------------------------------------------- the properties catch what they promise
@@ -66,7 +66,8 @@ def _verdict_mentions(qid: str, name: str, prop: str) -> bool:
     ("make_fooling_image", "descent", "fooled into the target class"),
     ("make_fooling_image", "no_early_stop", "small perturbation"),
     ("make_fooling_image", "unnormalized", "small perturbation"),
-    ("make_fooling_image", "unnormalized", "stops at the decision boundary"),
+    ("make_fooling_image", "two_extra_steps", "stops at the decision boundary"),
+    ("make_fooling_image", "no_grad_reset", "small perturbation"),
     ("make_fooling_image", "no_clamp", "stays in the valid range"),
     ("make_untargeted_fooling_image", "ascent", "no longer the true class"),
     ("make_untargeted_fooling_image", "no_early_stop", "small perturbation"),
@@ -105,3 +106,19 @@ def test_properties_accept_the_reference_and_reject_the_unchanged_image():
     assert rng.check(inputs, edge, expected)[0]
     edge["out"][0, 0, 0, 0] = hi[0, 0, 0, 0] + 1e-3
     assert not rng.check(inputs, edge, expected)[0]
+
+
+def test_cs231n_three_argument_version_without_clamp_gets_partial_credit():
+    """cs231n's make_fooling_image(X, target_y, model) runs unchanged; it never clamps, so the valid-range item of
+    each case is lost and the rest earned."""
+    q = H.entry.assignment.question("make_fooling_image")
+    res = _graded("make_fooling_image", "wrong", "cs231n_no_clamp")
+    assert 0.5 * q.points <= res.points < q.points
+    assert all(c.passed or "stays in the valid range" in c.message for c in res.cases)
+
+
+def test_one_extra_step_past_the_boundary_is_accepted_on_every_case_and_two_are_not():
+    one = _graded("make_fooling_image", "correct", "one_extra_step")
+    assert all(c.passed for c in one.cases)
+    two = _graded("make_fooling_image", "wrong", "two_extra_steps")
+    assert sum(not c.passed for c in two.cases) >= len(two.cases) - 1, [(c.case, c.message) for c in two.cases]

@@ -6,11 +6,9 @@ and N larger than the public case's, so a hard-coded batch size fails) and the i
 """
 from __future__ import annotations
 
-from dataclasses import fields
-
 import torch
 
-from autograder.spec import Assignment, Case, ModelRef, Question, TensorMatch
+from autograder.spec import Assignment, Case, Mistake, ModelRef, Question, TensorMatch
 
 NUM_CLASSES = 10          # tiny_cnn's default head
 
@@ -77,15 +75,22 @@ def build_neuron_step(seed: int, size: int, layer_index: int, channel: int, l2_r
 
 #: The two ascent steps are called many times on the same ``img`` in the notebook; a step that never resets
 #: ``img.grad`` is right on the first call and wrong from the second. Only several calls per case can tell (a single
-#: call cannot separate it from "zero the gradient after the step"), so the steps ask for 3 calls per case when the
-#: engine's ``Question`` has a ``repeat`` field; until then each case is one call and that mutant goes unnoticed.
-_REPEAT = {"repeat": 3} if "repeat" in {f.name for f in fields(Question)} else {}
+#: call cannot separate it from "zero the gradient after the step"), so each case calls the step 3 times.
+_REPEAT = {"repeat": 3}
 
 # Saliency values of the tiny CNN are small (~1e-4 .. 1e-3), hence the small atol.
 SALIENCY = Question(
     id="compute_saliency_maps", points=3, build=build_saliency,
+    mistakes=[Mistake("softmax probability", "you took the gradient of the softmax probability; differentiate the raw score s_y (the logit, before softmax)",
+                      "utils.reference.mistakes:saliency_softmax_probability"),
+              Mistake("no absolute value", "the map is the max over channels of the gradient's absolute value; take .abs() before the max",
+                      "utils.reference.mistakes:saliency_signed_gradient"),
+              Mistake("sum over channels", "you summed |gradient| over the colour channels; the map takes the max over channels",
+                      "utils.reference.mistakes:saliency_sum_over_channels")],
     description="|d s_y / d X| maxed over channels, raw score, any batch size",
     cases=[Case("public_n2_16px", seed=0, public=True, params={"n": 2, "size": 16}),
+           # N = 1 in public too: a quarter of real answers fail only on one image, through .squeeze()
+           Case("public_n1_20px", seed=1, public=True, params={"n": 1, "size": 20}),
            Case("hidden_n1_24px", seed=101, params={"n": 1, "size": 24}),
            Case("hidden_n5_20px", seed=102, params={"n": 5, "size": 20}),
            Case("hidden_n9_12px", seed=103, params={"n": 9, "size": 12})],
@@ -93,6 +98,10 @@ SALIENCY = Question(
 
 CLASS_STEP = Question(
     id="class_visualization_update_step", points=3, build=build_class_step, inplace="img", **_REPEAT,
+    mistakes=[Mistake("unnormalized step", "the step is learning_rate * g; divide it by the gradient's L2 norm, learning_rate * g / ||g||",
+                      "utils.reference.mistakes:class_step_unnormalized"),
+              Mistake("L2 penalty added", "you climbed s_y + l2_reg ||img||^2; the penalty is subtracted: s_y - l2_reg ||img||^2",
+                      "utils.reference.mistakes:class_step_l2_added")],
     description="img += lr * g / ||g||, g = grad of s_y - l2_reg ||img||^2",
     cases=[Case("public_16px", seed=0, public=True, params={"size": 16, "l2_reg": 3e-4, "learning_rate": 1.0}),
            Case("hidden_24px", seed=111, params={"size": 24, "l2_reg": 2e-4, "learning_rate": 2.0}),

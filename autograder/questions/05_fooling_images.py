@@ -8,9 +8,16 @@ the same case:
 * fooled / not the true class / confident enough: checked by running the model on the student's image here, in
   the grader's process;
 * inside the valid range: every pixel stays a real pixel (0..255 before normalization);
-* small perturbation: ``||X_out - X||_2 <= 3 * ||X_ref - X||_2 + 2 * learning_rate`` (a few steps of slack);
-* not pushed far past the boundary: the winning margin (target score minus the best other score) at most
-  ``3 * margin_ref + 2`` logits.
+* small perturbation: ``||X_out - X||_2 <= ||X_ref - X||_2 + 1.5 * learning_rate`` (one and a half steps);
+* not pushed far past the boundary: the winning margin (target score minus the best other score) at most the
+  reference's plus 1.5 times what one more reference step adds (measured when the case files are generated,
+  ``utils.reference.fooling.calibrate_fooling``), so one extra step past the boundary is accepted on every case
+  and two are not.
+
+Staying in the valid range is a partial-credit item: an image that fools the model but is not clamped earns the
+other properties' share of the case (cs231n's ``make_fooling_image(X, target_y, model)`` never clamps). The kit's
+extra parameters are keyword-only and passed only when the student's function takes them (``Question.optional``),
+so a function written to cs231n's three-argument signature is called the way it was written.
 
 The fooling cases use the bundled classifier (a random tiny CNN cannot be fooled into every class: some classes
 are out of its reach). Cases were picked (see ``benchmarks/fooling_success.py`` for the measurement over many
@@ -22,13 +29,14 @@ from __future__ import annotations
 
 import torch
 
-from autograder.spec import Assignment, Case, ModelRef, Property, PropertyCheck, Question, TensorMatch
+from autograder.spec import Assignment, Case, Mistake, ModelRef, Property, PropertyCheck, Question, TensorMatch
 
 NUM_CLASSES = 10
-PERTURBATION_FACTOR = 3.0      # a student's perturbation may be this many times the reference's ...
-PERTURBATION_STEPS = 2.0       # ... plus this many steps of length learning_rate
-MARGIN_FACTOR = 3.0            # the winning margin may be this many times the reference's ...
-MARGIN_SLACK = 2.0             # ... plus this many logits
+SLACK_STEPS = 1.5              # targeted: how far past the reference (in its own steps) an answer may go
+# Untargeted attacks have several right objectives (climb the runner-up's lead, or descend the true score), which
+# take different numbers of steps, so their slack is relative to the reference instead:
+UNTARGETED_FACTOR = 3.0        # perturbation and winning margin may be this many times the reference's ...
+UNTARGETED_STEPS = 2.0         # ... plus this many steps (perturbation) or logits (margin)
 RANGE_TOL = 1e-5               # pixels may overshoot the valid range by float rounding only
 CONFIDENCE_TOL = 1e-4          # softmax probabilities are recomputed here: allow rounding
 SCORE_TOL = 1e-4               # an argmax decided by less than this is a tie, not a failure
@@ -181,22 +189,31 @@ def prop_in_valid_range(inputs, output, expected):
                    f"clamp the image into [lo, hi] after every step")
 
 
-def _perturbation(inputs, output, expected, start: str = "X"):
-    X = inputs[start].to(torch.float64)
+def _perturbation(inputs, output, expected, targeted: bool = True):
+    X = inputs["X"].to(torch.float64)
     got = float((output["out"].to(torch.float64) - X).norm())
     ref = float((expected["out"].to(torch.float64) - X).norm())
     lr = float(inputs.get("learning_rate", 1.0))
-    allowed = PERTURBATION_FACTOR * ref + PERTURBATION_STEPS * lr
+    allowed = ref + SLACK_STEPS * lr if targeted else UNTARGETED_FACTOR * ref + UNTARGETED_STEPS * lr
     return got, ref, allowed
 
 
-def prop_small_perturbation(inputs, output, expected):
-    got, ref, allowed = _perturbation(inputs, output, expected)
-    if got <= allowed:
-        return True, f"||X_out - X|| = {got:.3g} (reference {ref:.3g})"
-    return False, (f"the perturbation is too large: ||X_out - X||_2 = {got:.3g}, allowed at most {allowed:.3g} "
-                   f"(the reference needs {ref:.3g}); normalize every step by the gradient's L2 norm and stop as "
-                   f"soon as the model is fooled")
+def _small(targeted: bool):
+    def prop_small_perturbation(inputs, output, expected):
+        got, ref, allowed = _perturbation(inputs, output, expected, targeted)
+        if got <= allowed:
+            return True, f"||X_out - X|| = {got:.3g} (reference {ref:.3g})"
+        return False, (f"the perturbation is too large: ||X_out - X||_2 = {got:.3g}, allowed at most {allowed:.3g} "
+                       f"(the reference needs {ref:.3g}); normalize every step by the gradient's L2 norm, reset "
+                       f"the gradient between steps and stop as soon as the model is fooled")
+    return prop_small_perturbation
+
+
+def _allowed_lead(expected) -> tuple[float, float]:
+    """The reference's lead and the most an answer may lead by: 1.5 reference steps past the reference."""
+    ref = float(expected["_lead"])
+    gain = max(float(expected["_lead_one_more_step"]) - ref, 0.0)
+    return ref, max(ref, 0.0) + SLACK_STEPS * gain + SCORE_TOL
 
 
 def prop_fooled_into_target(inputs, output, expected):
@@ -211,14 +228,13 @@ def prop_fooled_into_target(inputs, output, expected):
 
 def prop_target_not_far_past(inputs, output, expected):
     t = int(inputs["target_y"])
-    model = inputs["model"]
-    got = _lead(_scores(model, output["out"]), t)
-    ref = _lead(_scores(model, expected["out"]), t)
-    allowed = MARGIN_FACTOR * max(ref, 0.0) + MARGIN_SLACK
+    got = _lead(_scores(inputs["model"], output["out"]), t)
+    ref, allowed = _allowed_lead(expected)
     if got <= allowed:
         return True, f"target leads by {got:.3g} logits (reference {ref:.3g})"
-    return False, (f"pushed far past the decision boundary: the target leads by {got:.3g} logits, allowed at most "
-                   f"{allowed:.3g} (the reference stops at {ref:.3g}); stop as soon as the target is the top class")
+    return False, (f"pushed past the decision boundary: the target leads by {got:.3g} logits, allowed at most "
+                   f"{allowed:.3g} (the reference stops at {ref:.3g}; one more step would give "
+                   f"{float(expected['_lead_one_more_step']):.3g}); stop as soon as the target is the top class")
 
 
 def prop_not_true_class(inputs, output, expected):
@@ -235,7 +251,7 @@ def prop_true_class_not_far_past(inputs, output, expected):
     model = inputs["model"]
     got = -_lead(_scores(model, output["out"]), y)
     ref = -_lead(_scores(model, expected["out"]), y)
-    allowed = MARGIN_FACTOR * max(ref, 0.0) + MARGIN_SLACK
+    allowed = UNTARGETED_FACTOR * max(ref, 0.0) + UNTARGETED_STEPS
     if got <= allowed:
         return True, f"another class leads by {got:.3g} logits (reference {ref:.3g})"
     return False, (f"pushed far past the decision boundary: another class leads the true class by {got:.3g} "
@@ -258,14 +274,21 @@ def prop_confident(inputs, output, expected):
                    f"softmax probability (not just the argmax) reaches the confidence")
 
 
-RANGE = Property("stays in the valid range", prop_in_valid_range)
-SMALL = Property("small perturbation", prop_small_perturbation)
+RANGE = Property("stays in the valid range", prop_in_valid_range, required=False)
+SMALL = Property("small perturbation", _small(targeted=True))
+SMALL_UNTARGETED = Property("small perturbation", _small(targeted=False))
 
 
 # ------------------------------------------------------------------------------------------------ questions
 
 STEP = Question(
     id="fooling_step", points=2, build=build_step,
+    mistakes=[Mistake("softmax probability", "you climbed the softmax probability of the target; climb its raw score (the logit)",
+                      "utils.reference.mistakes:fooling_step_softmax_probability"),
+              Mistake("unnormalized step", "the step is learning_rate * g; divide it by each image's gradient L2 norm",
+                      "utils.reference.mistakes:fooling_step_unnormalized"),
+              Mistake("one norm for the batch", "you divided by the norm of the whole batch's gradient; each image gets its own norm, g.flatten(1).norm(dim=1)",
+                      "utils.reference.mistakes:fooling_step_one_norm_for_the_batch")],
     description="X + lr * g / ||g||_2 per image, g = d s_target / dX (raw score), clamped into bounds",
     cases=[Case("public_tiny_n2_16px", seed=0, public=True,
                 params={"n": 2, "size": 16, "targets": [3, 7], "learning_rate": 1.0}),
@@ -283,12 +306,13 @@ STEP = Question(
 
 FOOLING = Question(
     id="make_fooling_image", points=3, build=build_fooling,
+    optional=("learning_rate", "max_steps", "bounds"), calibrate="utils.reference.fooling:calibrate_fooling",
     description="normalized ascent on the raw target score until the target is the argmax, clamped",
     cases=[Case("public_shapes", seed=0, public=True, params={"index": 3, "target": 4}),
            Case("hidden_shapes", seed=301, params={"index": 2, "target": 0}),
            Case("hidden_shapes_80px", seed=302, params={"index": 0, "target": 3, "size": 80}),
            Case("hidden_photo", seed=303, params={"photo": "coffee", "target": 4}),
-           Case("hidden_shapes_lr05", seed=304, params={"index": 3, "target": 3, "learning_rate": 0.5})],
+           Case("hidden_shapes_target3", seed=304, params={"index": 3, "target": 3})],
     compare=PropertyCheck([Property("fooled into the target class", prop_fooled_into_target), RANGE, SMALL,
                            Property("stops at the decision boundary", prop_target_not_far_past)]))
 
@@ -298,7 +322,7 @@ UNTARGETED = Question(
     cases=[Case("public_shapes", seed=0, public=True, params={"index": 1}),
            Case("hidden_shapes_56px", seed=311, params={"index": 0, "size": 56}),
            Case("hidden_photo", seed=312, params={"photo": "astronaut", "learning_rate": 0.5})],
-    compare=PropertyCheck([Property("no longer the true class", prop_not_true_class), RANGE, SMALL,
+    compare=PropertyCheck([Property("no longer the true class", prop_not_true_class), RANGE, SMALL_UNTARGETED,
                            Property("stops at the decision boundary", prop_true_class_not_far_past)]))
 
 UNRECOGNIZABLE = Question(

@@ -11,32 +11,15 @@ import copy
 import torch
 import torch.nn.functional as F
 
+from utils.reference import mistakes as K
+
 # ------------------------------------------------------------------------------------------------- saliency
-
-
-def sal_softmax_probability(X, y, model):
-    X = X.clone().requires_grad_(True)
-    probs = F.softmax(model(X), dim=1)
-    probs.gather(1, y.view(-1, 1)).sum().backward()
-    return X.grad.abs().amax(dim=1)
 
 
 def sal_log_softmax(X, y, model):
     X = X.clone().requires_grad_(True)
     F.cross_entropy(model(X), y, reduction="sum").backward()
     return X.grad.abs().amax(dim=1)
-
-
-def sal_signed_gradient(X, y, model):
-    X = X.clone().requires_grad_(True)
-    model(X).gather(1, y.view(-1, 1)).sum().backward()
-    return X.grad.amax(dim=1)
-
-
-def sal_sum_channels(X, y, model):
-    X = X.clone().requires_grad_(True)
-    model(X).gather(1, y.view(-1, 1)).sum().backward()
-    return X.grad.abs().sum(dim=1)
 
 
 def sal_mean_channels(X, y, model):
@@ -104,22 +87,6 @@ def cls_descent(img, model, target_y, l2_reg, learning_rate):
     obj.backward()
     with torch.no_grad():
         img -= learning_rate * img.grad / img.grad.norm()
-        img.grad.zero_()
-
-
-def cls_no_normalization(img, model, target_y, l2_reg, learning_rate):
-    obj = model(img)[0, target_y] - l2_reg * img.pow(2).sum()
-    obj.backward()
-    with torch.no_grad():
-        img += learning_rate * img.grad
-        img.grad.zero_()
-
-
-def cls_l2_wrong_sign(img, model, target_y, l2_reg, learning_rate):
-    obj = model(img)[0, target_y] + l2_reg * img.pow(2).sum()
-    obj.backward()
-    with torch.no_grad():
-        img += learning_rate * img.grad / img.grad.norm()
         img.grad.zero_()
 
 
@@ -333,10 +300,10 @@ def neuron_loop_layers(img, model, layer_index, channel, l2_reg, learning_rate):
 
 WRONG = {
     "compute_saliency_maps": {
-        "softmax_probability": sal_softmax_probability,
+        "softmax_probability": K.saliency_softmax_probability,
         "log_softmax": sal_log_softmax,
-        "signed_gradient": sal_signed_gradient,
-        "sum_over_channels": sal_sum_channels,
+        "signed_gradient": K.saliency_signed_gradient,
+        "sum_over_channels": K.saliency_sum_over_channels,
         "mean_over_channels": sal_mean_channels,
         "hardcoded_batch": sal_hardcoded_batch,
         "all_scores": sal_all_scores,
@@ -345,8 +312,8 @@ WRONG = {
     },
     "class_visualization_update_step": {
         "descent": cls_descent,
-        "no_normalization": cls_no_normalization,
-        "l2_wrong_sign": cls_l2_wrong_sign,
+        "no_normalization": K.class_step_unnormalized,
+        "l2_wrong_sign": K.class_step_l2_added,
         "no_grad_reset": cls_no_grad_reset,
         "l2_not_squared": cls_l2_not_squared,
         "log_softmax": cls_softmax,

@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from utils.reference import mistakes as K
+
 
 def _clamp(X, bounds):
     if bounds is None:
@@ -51,29 +53,10 @@ def step_descent(X, target_y, model, learning_rate=1.0, bounds=None):
     return _clamp(X.detach() - learning_rate * _unit(g), bounds)
 
 
-def step_softmax_probability(X, target_y, model, learning_rate=1.0, bounds=None):
-    t = _targets(target_y, X.shape[0])
-    g = _grad(X, model, lambda s: s.softmax(1).gather(1, t.view(-1, 1)).sum())
-    return _clamp(X.detach() + learning_rate * _unit(g), bounds)
-
-
 def step_log_softmax(X, target_y, model, learning_rate=1.0, bounds=None):
     t = _targets(target_y, X.shape[0])
     g = _grad(X, model, lambda s: -F.cross_entropy(s, t, reduction="sum"))
     return _clamp(X.detach() + learning_rate * _unit(g), bounds)
-
-
-def step_unnormalized(X, target_y, model, learning_rate=1.0, bounds=None):
-    t = _targets(target_y, X.shape[0])
-    g = _grad(X, model, lambda s: s.gather(1, t.view(-1, 1)).sum())
-    return _clamp(X.detach() + learning_rate * g, bounds)
-
-
-def step_batch_norm(X, target_y, model, learning_rate=1.0, bounds=None):
-    """One L2 norm for the whole batch instead of one per image."""
-    t = _targets(target_y, X.shape[0])
-    g = _grad(X, model, lambda s: s.gather(1, t.view(-1, 1)).sum())
-    return _clamp(X.detach() + learning_rate * g / g.norm(), bounds)
 
 
 def step_sign(X, target_y, model, learning_rate=1.0, bounds=None):
@@ -206,6 +189,76 @@ def fool_returns_input(X, target_y, model, learning_rate=1.0, max_steps=100, bou
     """Modifies a copy but returns the original."""
     _fool_loop(X, target_y, model, learning_rate, max_steps, bounds)
     return X
+
+
+def _extra_steps(X, target_y, model, learning_rate, max_steps, bounds, extra):
+    """The reference's answer, then ``extra`` more normalized steps towards the target."""
+    X_fool = _fool_loop(X, target_y, model, learning_rate, max_steps, bounds)
+    t = torch.tensor([int(target_y)])
+    for _ in range(extra):
+        X_fool = _clamp(X_fool + learning_rate * _unit(_grad(X_fool, model, lambda s: s.gather(1, t.view(-1, 1)).sum())),
+                        bounds)
+    return X_fool
+
+
+def fool_one_extra_step(X, target_y, model, learning_rate=1.0, max_steps=100, bounds=None):
+    """Checks after stepping: one step past the boundary (accepted on every case)."""
+    return _extra_steps(X, target_y, model, learning_rate, max_steps, bounds, 1)
+
+
+def fool_two_extra_steps(X, target_y, model, learning_rate=1.0, max_steps=100, bounds=None):
+    return _extra_steps(X, target_y, model, learning_rate, max_steps, bounds, 2)
+
+
+def fool_no_grad_reset(X, target_y, model, learning_rate=1.0, max_steps=100, bounds=None):
+    """One leaf tensor stepped in place whose .grad is never reset: each step follows the sum of all gradients."""
+    target = int(target_y)
+    X_fool = X.detach().clone().requires_grad_(True)
+    for _ in range(max_steps):
+        scores = model(X_fool)
+        if int(scores.argmax(1)) == target:
+            break
+        scores[0, target].backward()
+        with torch.no_grad():
+            X_fool += learning_rate * X_fool.grad / X_fool.grad.norm()
+            if bounds is not None:
+                X_fool.copy_(_clamp(X_fool, bounds))
+    return X_fool.detach()
+
+
+def fool_cs231n(X, target_y, model):
+    """cs231n's three-argument version as written there: learning rate 1, at most 100 steps, no clamp."""
+    X_fooling = X.clone()
+    X_fooling = X_fooling.requires_grad_()
+    learning_rate = 1
+    for _ in range(100):
+        scores = model(X_fooling)
+        if scores.argmax(dim=1).item() == target_y:
+            break
+        scores[0, target_y].backward()
+        g = X_fooling.grad.data
+        X_fooling.data += learning_rate * g / g.norm()
+        X_fooling.grad.zero_()
+    return X_fooling.detach()
+
+
+def fool_cs231n_with_clamp(X, target_y, model):
+    """cs231n's three-argument version plus a clamp to the bundled model's valid pixel range."""
+    from utils.image import valid_range
+    from utils.models import model_card
+
+    lo, hi = valid_range(model_card("shapes"), X.device)
+    X_fooling = X.clone().requires_grad_()
+    for _ in range(100):
+        scores = model(X_fooling)
+        if scores.argmax(dim=1).item() == target_y:
+            break
+        scores[0, target_y].backward()
+        g = X_fooling.grad.data
+        X_fooling.data += g / g.norm()
+        X_fooling.data = torch.max(torch.min(X_fooling.data, hi), lo)
+        X_fooling.grad.zero_()
+    return X_fooling.detach()
 
 
 def fool_reference_like(X, target_y, model, learning_rate=1.0, max_steps=100, bounds=None):
@@ -397,10 +450,10 @@ def unrec_adam(target_y, model, confidence=0.996, X_init=None, learning_rate=1.0
 WRONG = {
     "fooling_step": {
         "descent": step_descent,
-        "softmax_probability": step_softmax_probability,
+        "softmax_probability": K.fooling_step_softmax_probability,
         "log_softmax": step_log_softmax,
-        "unnormalized": step_unnormalized,
-        "one_norm_for_the_batch": step_batch_norm,
+        "unnormalized": K.fooling_step_unnormalized,
+        "one_norm_for_the_batch": K.fooling_step_one_norm_for_the_batch,
         "sign_step": step_sign,
         "mean_abs_normalization": step_mean_abs,
         "no_clamp": step_no_clamp,
@@ -414,6 +467,9 @@ WRONG = {
         "no_early_stop": fool_no_early_stop,
         "no_clamp": fool_no_clamp,
         "returns_input": fool_returns_input,
+        "two_extra_steps": fool_two_extra_steps,
+        "no_grad_reset": fool_no_grad_reset,
+        "cs231n_no_clamp": fool_cs231n,
     },
     "make_untargeted_fooling_image": {
         "ascent": untargeted_ascent,
@@ -440,6 +496,8 @@ CORRECT = {
         "linalg_norm": fool_linalg_norm,
         "step_then_check": fool_step_then_check,
         "while_score_check": fool_while_score_check,
+        "one_extra_step": fool_one_extra_step,
+        "cs231n_three_args_with_clamp": fool_cs231n_with_clamp,
     },
     "make_untargeted_fooling_image": {
         "descend_true_score": untargeted_descend_true_score,

@@ -13,6 +13,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from utils.reference import mistakes as K
+
 
 # ------------------------------------------------------------------------------------------------- helpers
 def _safe_sqrt(sq):
@@ -43,10 +45,6 @@ def _d64(E):
 
 
 # ----------------------------------------------------------------------------------------- pairwise_distances
-def pd_always_squared(E, squared=False):
-    return _gram_sq(E)
-
-
 def pd_always_plain(E, squared=False):
     return _dist(E)
 
@@ -137,18 +135,6 @@ def _pair_d(x1, x2):
     return _safe_sqrt(((x1 - x2) ** 2).sum(1))
 
 
-def contrastive_y_flipped(x1, x2, y, margin=1.0):
-    d = _pair_d(x1, x2)
-    y = y.float()
-    return (y * 0.5 * d ** 2 + (1 - y) * 0.5 * F.relu(margin - d) ** 2).mean()
-
-
-def contrastive_squared_distance(x1, x2, y, margin=1.0):
-    sq = ((x1 - x2) ** 2).sum(1)
-    y = y.float()
-    return ((1 - y) * 0.5 * sq + y * 0.5 * F.relu(margin - sq) ** 2).mean()
-
-
 def contrastive_margin_outside_square(x1, x2, y, margin=1.0):
     """max(0, m^2 - D^2) instead of max(0, m - D)^2."""
     sq = ((x1 - x2) ** 2).sum(1)
@@ -195,12 +181,6 @@ def contrastive_loop64(x1, x2, y, margin=1.0):
 
 
 # ----------------------------------------------------------------------------------------------- triplet_loss
-def triplet_squared(anchor, positive, negative, margin=1.0):
-    ap = ((anchor - positive) ** 2).sum(1)
-    an = ((anchor - negative) ** 2).sum(1)
-    return F.relu(ap - an + margin).mean()
-
-
 def triplet_margin_outside_hinge(anchor, positive, negative, margin=1.0):
     ap = _pair_d(anchor, positive)
     an = _pair_d(anchor, negative)
@@ -580,7 +560,7 @@ def npair_logsumexp(anchors, positives, l2_reg=0.002):
 
 WRONG = {
     "pairwise_distances": {
-        "always_squared": pd_always_squared,
+        "always_squared": K.pairwise_distances_always_squared,
         "always_plain": pd_always_plain,
         "manhattan": pd_manhattan,
         "hardcoded_n": pd_hardcoded_n,
@@ -592,8 +572,8 @@ WRONG = {
         "skips_singletons": recall_skips_singletons,
     },
     "contrastive_loss": {
-        "y_flipped": contrastive_y_flipped,
-        "squared_distance": contrastive_squared_distance,
+        "y_flipped": K.contrastive_y_flipped,
+        "squared_distance": K.contrastive_squared_distance,
         "margin_outside_square": contrastive_margin_outside_square,
         "hinge_not_squared": contrastive_hinge_not_squared,
         "mean_nonzero": contrastive_mean_nonzero,
@@ -601,7 +581,7 @@ WRONG = {
         "hardcoded_batch": contrastive_hardcoded_batch,
     },
     "triplet_loss": {
-        "squared": triplet_squared,
+        "squared": K.triplet_squared_distances,
         "margin_outside_hinge": triplet_margin_outside_hinge,
         "mean_nonzero": triplet_mean_nonzero,
         "sum": triplet_sum,

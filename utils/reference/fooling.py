@@ -103,7 +103,7 @@ def _describe(scores: Tensor, cls: int) -> str:
            f"the model says {top} (p={probs[top].item():.3f})"
 
 
-def make_fooling_image(X: Tensor, target_y: int, model: nn.Module, learning_rate: float = 1.0,
+def make_fooling_image(X: Tensor, target_y: int, model: nn.Module, *, learning_rate: float = 1.0,
                        max_steps: int = 100, bounds=None) -> Tensor:
     """Targeted fooling image (Szegedy et al. 2013): the smallest run of normalized ascent steps on the raw
     ``target_y`` score that makes ``target_y`` the model's top class.
@@ -145,7 +145,7 @@ def make_fooling_image(X: Tensor, target_y: int, model: nn.Module, learning_rate
                        f"{_describe(scores.detach(), target)}. Try more steps or a larger learning rate.")
 
 
-def make_untargeted_fooling_image(X: Tensor, y: int, model: nn.Module, learning_rate: float = 1.0,
+def make_untargeted_fooling_image(X: Tensor, y: int, model: nn.Module, *, learning_rate: float = 1.0,
                                   max_steps: int = 100, bounds=None) -> Tensor:
     """Untargeted adversarial example: normalized steps that lower the true class's lead until any other class
     wins.
@@ -239,3 +239,27 @@ def make_unrecognizable_image(target_y, model: nn.Module, confidence: float = 0.
     missing = ", ".join(f"class {int(t)}: p={p:.4f}" for t, p, m in zip(target, reached.tolist(), todo) if m)
     raise RuntimeError(f"make_unrecognizable_image gave up after {max_steps} steps below confidence "
                        f"{confidence}: {missing}. Try more steps or a larger learning rate.")
+
+
+# ------------------------------------------------------------------------------------- grading calibration
+
+
+def _lead(scores: Tensor, cls: int) -> Tensor:
+    """Score of ``cls`` minus the best other score, per image ``(N,)``."""
+    others = scores.clone()
+    others[:, cls] = float("-inf")
+    return scores[:, cls] - others.max(dim=1).values
+
+
+def calibrate_fooling(inputs, outputs) -> dict[str, Tensor]:
+    """Where the reference fooling image would be after one more step: the target's lead before and after it.
+
+    Stored with the case's expected outputs when the case files are generated, so the grader can express its
+    slack in reference steps ("at most one step past the boundary") on every case alike."""
+    ref, target, model = outputs["out"], int(inputs["target_y"]), inputs["model"]
+    further = fooling_step(ref, target, model, float(inputs.get("learning_rate", 1.0)), inputs.get("bounds"))
+    with torch.no_grad():
+        lead = [float(_lead(model(x), target)) for x in (ref, further)]
+    return {"lead": torch.tensor(lead[0], dtype=torch.float64),
+            "lead_one_more_step": torch.tensor(lead[1], dtype=torch.float64)}
+
