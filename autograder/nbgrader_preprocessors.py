@@ -2,11 +2,15 @@
 
 :class:`SkipDemoCells` runs before nbgrader's ``Execute``: a code cell tagged ``demo`` (training loops, galleries)
 keeps only what the fast grader would keep from it — imports, function and class definitions, literal constants —
-so grading does not spend minutes redrawing figures, and both graders see exactly the same definitions.
+so grading does not spend minutes redrawing figures, and both graders see exactly the same definitions. In grade
+cells it calls the self-check with ``strict=False``: in a student's notebook (and in nbgrader's Validate) a failing
+``check(...)`` raises so the cell fails, but while autograding the hidden tests' ``score(...)`` after it must run
+and decide the (partial) credit.
 """
 from __future__ import annotations
 
 import ast
+import re
 
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Unicode
@@ -14,6 +18,12 @@ from traitlets import Unicode
 from .extract import kept_module, strip_magics
 
 SKIPPED_NOTE = "# demo cell: skipped while grading (only its imports and definitions are kept)\n"
+_CHECK_CALL = re.compile(r"^(\s*)check\((\s*[\"'][A-Za-z_][A-Za-z0-9_]*[\"']\s*)\)", re.M)
+
+
+def lenient_checks(source: str) -> str:
+    """``check("fn")`` -> ``check("fn", strict=False)`` (prints its table, never raises)."""
+    return _CHECK_CALL.sub(r"\1check(\2, strict=False)", source)
 
 
 def definitions_only(source: str) -> str:
@@ -38,4 +48,6 @@ class SkipDemoCells(NbGraderPreprocessor):
         if cell.cell_type == "code" and self.tag in cell.metadata.get("tags", []) \
                 and not (meta.get("solution") or meta.get("grade") or meta.get("locked")):
             cell.source = definitions_only(cell.source)
+        elif cell.cell_type == "code" and meta.get("grade"):
+            cell.source = lenient_checks(cell.source)
         return cell, resources

@@ -9,6 +9,7 @@ import torch
 
 from autograder import casefile, check, registry
 from autograder.nbgrader_hook import score
+from autograder.selfcheck import SelfCheckFailed
 from tests.fixtures.fixture_assignment import students
 
 registry.register(students.QUESTIONS)
@@ -32,9 +33,11 @@ def test_check_finds_the_function_in_the_callers_globals(capsys):
     def add_one(x):  # noqa: F811 - a wrong answer, defined where a notebook would define it
         return x + 2
 
-    check("add_one")
+    with pytest.raises(SelfCheckFailed, match="passes 0 of 1 public cases"):
+        check("add_one")
     out = capsys.readouterr().out
     assert "0/1 public case passed" in out and "wrong values" in out and "max abs error 1" in out
+    check("add_one", strict=False)                  # as autograde runs it: the table, no error
     del add_one
 
 
@@ -47,10 +50,14 @@ def test_check_never_reads_hidden_files(monkeypatch, capsys):
     assert seen and all("/public/" in p for p in seen)
 
 
-def test_check_explains_instead_of_raising(capsys):
+def test_check_explains_then_fails_the_cell(capsys):
+    """The explanation is printed; the cell then fails (so nbgrader's Validate lists it), unless strict=False."""
     check("no_such_question")
-    check("orthogonal_rows")  # not defined in this module's globals
-    check("add_one", 42)
+    with pytest.raises(SelfCheckFailed, match="not defined yet"):
+        check("orthogonal_rows")  # not defined in this module's globals
+    with pytest.raises(SelfCheckFailed, match="not a function"):
+        check("add_one", 42)
+    check("add_one", 42, strict=False)
     out = capsys.readouterr().out
     assert "no graded function named 'no_such_question'" in out
     assert "`orthogonal_rows` is not defined yet" in out
