@@ -52,30 +52,28 @@ def _venv_on_path() -> None:
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
 
 
+def course_config(course_root: Path | None = None, cell_timeout: int | None = None):
+    """The instructors' ``nbgrader_config.py`` (the one file that configures nbgrader for this course), loaded as
+    nbgrader loads it, re-rooted at ``course_root`` with its own gradebook there, and optionally another per-cell
+    time limit. Tests and benchmarks therefore run nbgrader exactly as instructors do."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config()
+    if course_root is not None:
+        config.CourseDirectory.root = str(course_root)
+        config.CourseDirectory.db_url = f"sqlite:///{Path(course_root) / 'gradebook.db'}"
+    if cell_timeout is not None:
+        config.Execute.timeout = cell_timeout
+    return config
+
+
 def make_api(course_root: Path, cell_timeout: int = 300):
-    """An ``NbGraderAPI`` configured like ``nbgrader_config.py`` but rooted at ``course_root``."""
+    """An ``NbGraderAPI`` configured by ``nbgrader_config.py`` but rooted at ``course_root``."""
     _venv_on_path()
     from nbgrader.apps import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
 
-    config = Config()
-    cd = config.CourseDirectory
-    cd.root = str(course_root)
-    cd.course_id = "convnet-viz"
-    cd.source_directory = "solutions"
-    cd.release_directory = "assignments"
-    cd.submitted_directory = "submitted"
-    cd.autograded_directory = "autograded"
-    cd.feedback_directory = "feedback"
-    cd.db_url = f"sqlite:///{Path(course_root) / 'gradebook.db'}"
-    cd.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedback", "*.png", "*.npz"]
-    config.ClearSolutions.code_stub = {"python": "# YOUR CODE HERE\nraise NotImplementedError()"}
-    config.ClearSolutions.text_stub = "YOUR ANSWER HERE"
-    config.Execute.kernel_name = "python3"
-    config.Execute.timeout = cell_timeout
-    config.ClearOutput.enabled = True
-    config.Autograde.autograde_preprocessors = _autograde_preprocessors()
+    config = course_config(course_root, cell_timeout)
     coursedir = CourseDirectory(config=config)
     return NbGraderAPI(coursedir=coursedir, config=config)
 

@@ -47,6 +47,7 @@ def _watched_question(entry):
 def _misbehaving(fn, name, how, calls_to_spoil=None):
     """``fn``, but on the first ``calls_to_spoil`` calls (all when None) it also does ``how`` to argument ``name``."""
     counter = itertools.count()
+    first: dict[int, bool] = {}
 
     def wrapper(**kwargs):
         out = fn(**kwargs)
@@ -55,8 +56,9 @@ def _misbehaving(fn, name, how, calls_to_spoil=None):
             if how == "values":
                 with torch.no_grad():
                     t.add_(1.0)
-            elif how == "requires_grad":
-                t.requires_grad_(not t.requires_grad)
+            elif how == "requires_grad":                  # flipped from what it was before the first call
+                first.setdefault(id(t), not t.requires_grad)
+                t.requires_grad_(first[id(t)])
             elif how == "grad":
                 t.grad = torch.ones_like(t)
             elif how == "numpy":

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from autograder import registry
-from autograder.nbgrader_api import _venv_on_path
+from autograder.nbgrader_api import _venv_on_path, course_config
 from autograder.nbgrader_preprocessors import lenient_checks
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -19,11 +19,8 @@ AID = "05_fooling_images"
 def _validate(path: Path) -> dict:
     _venv_on_path()
     from nbgrader.validator import Validator
-    from traitlets.config import Config
 
-    config = Config()
-    config.Execute.timeout = 300
-    return Validator(config=config).validate(str(path))
+    return Validator(config=course_config()).validate(str(path))
 
 
 @pytest.mark.slow
