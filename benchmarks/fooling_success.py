@@ -37,7 +37,6 @@ from utils.reference.fooling import (  # noqa: E402
     make_unrecognizable_image,
     make_untargeted_fooling_image,
 )
-from utils.train_second import load_second_model  # noqa: E402
 
 
 def count_steps(X, out, step_fn, done, max_steps=100):
@@ -76,7 +75,7 @@ def main(argv=None):
     torch.manual_seed(a.seed)
     dev = torch.device(a.device)
     model = load_model("shapes", dev)
-    second = load_second_model(dev)
+    second = load_model("shapes_small", dev)
     card = model_card("shapes")
     lo, hi = valid_range(card, dev)
     bounds = (lo, hi)

