@@ -19,7 +19,12 @@ from .nbgrader_api import REPO_ROOT, generate_release
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS",
                     "BEGIN MARK SCHEME")
-BUNDLE_FILES = ("README.md", "environment.yml", "pyproject.toml", "constraints.txt", "LICENSE")
+BUNDLE_FILES = ("constraints.txt", "LICENSE")
+#: The student README (``{first}``: an assignment id, ``{assignments}``: one line per assignment).
+STUDENT_README = Path(__file__).resolve().parent / "STUDENT_README.md"
+#: Libraries the instructors' tools use that implement what students are asked to write: never in the bundle's
+#: install files (pytorch-metric-learning has ready-made versions of assignment 06's losses).
+INSTRUCTOR_ONLY_PACKAGES = ("pytorch-metric-learning",)
 TEXT_SUFFIXES = {".py", ".ipynb", ".md", ".txt", ".toml", ".yml", ".yaml", ".json", ".cfg", ".html", ""}
 
 
@@ -80,10 +85,32 @@ def build_student_bundle(root: Path = REPO_ROOT, dest: Path | None = None,
     for name in BUNDLE_FILES:
         if (root / name).exists():
             shutil.copyfile(root / name, dest / name)
+    for name in ("pyproject.toml", "environment.yml"):
+        if (root / name).exists():
+            (dest / name).write_text(without_instructor_packages((root / name).read_text()))
+    (dest / "README.md").write_text(student_readme(dest / "assignments"))
     problems = leak_check(dest, root)
     if problems:
         raise LeakError("student bundle leaks instructor material:\n  " + "\n  ".join(problems))
     return dest
+
+
+def without_instructor_packages(text: str) -> str:
+    """An install file (pyproject.toml, environment.yml) without the lines naming :data:`INSTRUCTOR_ONLY_PACKAGES`."""
+    return "".join(line for line in text.splitlines(keepends=True)
+                   if not any(pkg in line for pkg in INSTRUCTOR_ONLY_PACKAGES))
+
+
+def student_readme(assignments_dir: Path) -> str:
+    """The bundle's README: the student commands, and one line per assignment (its notebook's title)."""
+    lines = []
+    for nb_path in sorted(assignments_dir.glob("*/*.ipynb")):
+        nb = nbformat.read(nb_path, as_version=4)
+        title = next((c.source.splitlines()[0].lstrip("# ").strip() for c in nb.cells
+                      if c.cell_type == "markdown" and c.source.strip()), nb_path.stem)
+        lines.append(f"- `{nb_path.relative_to(assignments_dir.parent)}`: {title}")
+    first = sorted(p.name for p in assignments_dir.iterdir() if p.is_dir())[0] if lines else "<assignment>"
+    return STUDENT_README.read_text().replace("{first}", first).replace("{assignments}", "\n".join(lines))
 
 
 def _normalize(code: str) -> str:
@@ -150,6 +177,9 @@ def leak_check(bundle: Path, root: Path = REPO_ROOT) -> list[str]:
                 pass
         if path.name == "release.py" and rel.parts[0] == "autograder":
             text = text.replace(repr(SOLUTION_MARKERS), "")  # the checker names the markers it looks for
+        if rel.name in ("pyproject.toml", "environment.yml") and len(rel.parts) == 1:
+            problems += [f"{rel}: installs {pkg}, which solves the assignments"
+                         for pkg in INSTRUCTOR_ONLY_PACKAGES if pkg in text]
         for marker in SOLUTION_MARKERS:
             if marker in text and not (rel.parts[0] == "autograder" and rel.suffix == ".py"):
                 problems.append(f"{rel}: contains {marker!r}")
