@@ -110,6 +110,31 @@ class Harness:
         bad = [(c.case, c.verdict, c.message) for c in res.cases if not c.passed]
         assert res.points == self.entry.assignment.question(qid).points, bad
 
+    def standard_tests(self, max_points: float) -> dict:
+        """The tests every corpus runs, as module-level test functions: ``globals().update(H.standard_tests(12))``.
+
+        The corpus covers every question and the assignment is worth ``max_points``; the reference gets full marks;
+        every wrong variant loses points on its own question only; every correct variant gets full marks."""
+        import pytest
+
+        def test_every_question_has_wrong_and_correct_variants():
+            self.check_corpus(max_points)
+
+        def test_reference_gets_full_marks():
+            self.check_reference_full_marks()
+
+        @pytest.mark.parametrize("qid,name", self.params(self.mutants.WRONG))
+        def test_wrong_variant_loses_points_only_on_its_question(qid, name):
+            self.check_wrong_variant(qid, name)
+
+        @pytest.mark.parametrize("qid,name", self.params(self.mutants.CORRECT))
+        def test_correct_variant_gets_full_marks(qid, name):
+            self.check_correct_variant(qid, name)
+
+        tests = (test_every_question_has_wrong_and_correct_variants, test_reference_gets_full_marks,
+                 test_wrong_variant_loses_points_only_on_its_question, test_correct_variant_gets_full_marks)
+        return {t.__name__: t for t in tests}
+
     def check_public_cases_catch_wrong_variants(self, hidden_only: set[tuple[str, str]] = frozenset()) -> None:
         """Every wrong variant, except the ``(qid, name)`` pairs in ``hidden_only``, already fails a public case,
         so what a student can get wrong shows in the notebook's self-check."""

@@ -16,6 +16,7 @@ from tests.mutant_harness import Harness
 ASSIGNMENT_ID = "01_saliency_class_visualization"
 H = Harness(ASSIGNMENT_ID, "mutants_01")
 M = H.mutants
+globals().update(H.standard_tests(max_points=12))
 grade_question = H.grade_question
 
 
@@ -23,24 +24,6 @@ grade_question = H.grade_question
 #: (``Question.repeat``): gradients accumulating in ``img.grad``.
 NEEDS_REPEATED_CALLS = {("class_visualization_update_step", "no_grad_reset"),
                         ("neuron_visualization_update_step", "no_grad_reset")}
-
-
-def test_every_question_has_wrong_and_correct_variants():
-    H.check_corpus(max_points=12)
-
-
-def test_reference_gets_full_marks():
-    H.check_reference_full_marks()
-
-
-@pytest.mark.parametrize("qid,name", H.params(M.WRONG))
-def test_wrong_variant_loses_points_only_on_its_question(qid, name):
-    H.check_wrong_variant(qid, name)
-
-
-@pytest.mark.parametrize("qid,name", H.params(M.CORRECT))
-def test_correct_variant_gets_full_marks(qid, name):
-    H.check_correct_variant(qid, name)
 
 
 def test_conceptual_mutants_already_fail_a_public_case():

@@ -15,24 +15,7 @@ from tests.mutant_harness import Harness
 ASSIGNMENT_ID = "06_metric_embeddings"
 H = Harness(ASSIGNMENT_ID, "mutants_06")
 M = H.mutants
-
-
-def test_every_question_has_wrong_and_correct_variants():
-    H.check_corpus(max_points=17)
-
-
-def test_reference_gets_full_marks():
-    H.check_reference_full_marks()
-
-
-@pytest.mark.parametrize("qid,name", H.params(M.WRONG))
-def test_wrong_variant_loses_points_only_on_its_question(qid, name):
-    H.check_wrong_variant(qid, name)
-
-
-@pytest.mark.parametrize("qid,name", H.params(M.CORRECT))
-def test_correct_variant_gets_full_marks(qid, name):
-    H.check_correct_variant(qid, name)
+globals().update(H.standard_tests(max_points=17))
 
 
 def test_conceptual_mutants_already_fail_a_public_case():
