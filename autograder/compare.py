@@ -48,6 +48,11 @@ def _fmt(x: float) -> str:
     return f"{x:.4g}"
 
 
+def _percent(fraction: float) -> str:
+    """0.05556 -> '5.556 %'; 1e-4 -> '0.01 %'; huge ratios stay readable ('3.2e+05 %')."""
+    return f"{100 * fraction:.4g} %"
+
+
 def _structure(expected: Outputs, got: Outputs) -> str | None:
     if set(expected) == set(got):
         return None
@@ -117,10 +122,10 @@ def tensor_match(spec: TensorMatch, expected: Outputs, got: Outputs) -> tuple[st
             max_rel = float(rel[bad].max())
             i = _index(flat, e.shape)
             return V.WRONG_VALUES, (
-                f"{_label(key, many)}: {n} of {e.numel()} values differ; max abs error {_fmt(float(err.max()))} "
-                f"at index {i} (got {_fmt(float(g.reshape(-1)[flat].real))}, expected "
-                f"{_fmt(float(e.reshape(-1)[flat].real))}); max rel error {_fmt(max_rel)}; "
-                f"tolerance atol={spec.atol:g}, rtol={spec.rtol:g}")
+                f"{_label(key, many)}: {n} of {e.numel()} values differ from the reference by more than allowed; "
+                f"max abs error {_fmt(float(err.max()))} at index {i} (got {_fmt(float(g.reshape(-1)[flat].real))}, "
+                f"expected {_fmt(float(e.reshape(-1)[flat].real))}); the worst value is {_percent(max_rel)} off; "
+                f"allowed: a difference of {spec.atol:g} plus {_percent(spec.rtol)} of the expected value")
     return V.PASSED, "matches the reference"
 
 
