@@ -56,11 +56,6 @@ class Harness:
                                             lambda cf=cf: casefile.build_args(cf)))
         return judge.question_result(q, results)
 
-    def grade_submission(self, replace: dict[str, Callable]) -> dict[str, V.Result]:
-        """Every question graded, with the reference for every function not in ``replace``."""
-        return {q.id: self.grade_question(q.id, replace[q.id]) if q.id in replace else self.reference_result(q.id)
-                for q in self.entry.assignment.questions}
-
     # --- the checks every corpus runs (each test file adds its assignment-specific ones) -------------------------
 
     def reference_result(self, qid: str) -> V.Result:
