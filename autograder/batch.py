@@ -7,14 +7,17 @@ batch resumes where it stopped, and a changed notebook is regraded), then export
 from __future__ import annotations
 
 import csv
+import errno
+import fcntl
 import hashlib
 import os
+import sqlite3
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from . import feedback, registry, report, sandbox
+from . import extract, feedback, registry, report, sandbox
 from .runner import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, GraderError, Session
 from .store import Store
 from .verdicts import Result
@@ -28,15 +31,36 @@ class BatchError(Exception):
 
 @dataclass
 class Submission:
-    student: str
+    student: str        # the student folder's name, made printable (see :func:`student_name`)
     assignment: str
     path: Path          # the notebook (may not exist: then every question says why)
+    root: Path | None = None   # the submissions folder: links below it are refused (extract.read_submission)
 
     def sha256(self) -> str:
+        """The notebook's hash, read the way the grader reads it (no links followed, regular files only)."""
         try:
-            return hashlib.sha256(self.path.read_bytes()).hexdigest()
-        except OSError:
-            return "unreadable"
+            return hashlib.sha256(extract.read_submission(self.path, self.root)).hexdigest()
+        except extract.NotebookError as exc:
+            return "unreadable: " + hashlib.sha256(str(exc).encode()).hexdigest()[:16]
+
+
+def student_name(raw: str) -> str:
+    """A folder name as text that can be stored and printed: bytes that are not UTF-8 (a zip made on Windows)
+    become ``\\xNN`` escapes, control characters too."""
+    data = os.fsencode(raw)
+    text = data.decode("utf-8", "backslashreplace")
+    text = "".join(ch if ch.isprintable() else f"\\x{ord(ch):02x}" if ord(ch) < 256 else f"\\u{ord(ch):04x}"
+                   for ch in text)
+    if len(text.encode()) > 200:  # still a valid file name for the feedback folder
+        text = text[:150] + "~" + hashlib.sha256(data).hexdigest()[:12]
+    return text
+
+
+def _is_dir(path: Path) -> bool:
+    try:
+        return path.is_dir()
+    except OSError:
+        return False
 
 
 @dataclass
@@ -59,22 +83,43 @@ def discover(root: Path, assignment: str | None = None) -> tuple[list[Submission
     known = registry.entries()
     warnings: list[str] = []
     found: list[Submission] = []
-    for student_dir in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        for a_dir in sorted(p for p in student_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    names: dict[str, str] = {}
+    for student_dir in sorted(p for p in root.iterdir() if _is_dir(p) and not p.name.startswith(".")):
+        student = student_name(student_dir.name)
+        if student != student_dir.name:
+            warnings.append(f"{student}: the folder name is not printable UTF-8; recorded as {student!r}")
+        while student in names and names[student] != student_dir.name:  # two raw names, one printable name
+            student += "_"
+        names[student] = student_dir.name
+        linked = student_dir.is_symlink()  # listed, never graded: its notebooks get their own verdict
+        try:
+            a_dirs = sorted(p for p in student_dir.iterdir() if _is_dir(p) and not p.name.startswith("."))
+        except OSError as exc:
+            warnings.append(f"{student}: cannot list the folder ({exc.strerror}), skipped")
+            continue
+        for a_dir in a_dirs:
             if assignment is not None and a_dir.name != assignment:
                 continue
             if a_dir.name not in known:
-                warnings.append(f"{student_dir.name}/{a_dir.name}: unknown assignment, skipped")
+                if not linked:
+                    warnings.append(f"{student}/{student_name(a_dir.name)}: unknown assignment, skipped")
                 continue
             nb = a_dir / f"{a_dir.name}.ipynb"
-            if not nb.exists():
+            if not os.path.lexists(nb) and not linked and not a_dir.is_symlink():
                 others = sorted(a_dir.glob("*.ipynb"))
                 if len(others) == 1:
-                    warnings.append(f"{student_dir.name}/{a_dir.name}: graded {others[0].name} "
+                    warnings.append(f"{student}/{a_dir.name}: graded {student_name(others[0].name)} "
                                     f"(expected {nb.name})")
                     nb = others[0]
-            found.append(Submission(student_dir.name, a_dir.name, nb))
+            found.append(Submission(student, a_dir.name, nb, root))
     return found, warnings
+
+
+def csv_text(value: object) -> str:
+    """A CSV cell that a spreadsheet shows as text: one starting with ``= + - @`` (or a tab / carriage return)
+    would be run as a formula (``=HYPERLINK(...)`` in a student's message), so it gets a leading apostrophe."""
+    text = str(value)
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
 
 
 def write_csv(path: Path, rows: Iterable[dict]) -> None:
@@ -83,13 +128,53 @@ def write_csv(path: Path, rows: Iterable[dict]) -> None:
         w = csv.DictWriter(f, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
         w.writeheader()
         for r in rows:
-            w.writerow({**r, "points": f"{r['points']:g}", "max_points": f"{r['max_points']:g}"})
+            w.writerow({**{k: csv_text(v) for k, v in r.items() if k not in ("points", "max_points")},
+                        "points": f"{r['points']:g}", "max_points": f"{r['max_points']:g}"})
     tmp.replace(path)
+
+
+LOCK_NAME = ".grader.lock"
+
+
+def lock_out(out: Path):
+    """Lock ``out`` for this grader (an open file holding an exclusive flock, released when closed or when the
+    process dies); :class:`BatchError` when another grader holds it."""
+    path = out / LOCK_NAME
+    f = open(path, "a+")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as exc:
+        f.seek(0)
+        holder = f.read().strip()[:20]
+        f.close()
+        if exc.errno in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+            raise BatchError(f"another grader is writing to {out} (pid {holder or '?'}); wait for it to finish, "
+                             "or use another --out") from None
+        raise
+    f.seek(0)
+    f.truncate()
+    f.write(str(os.getpid()))
+    f.flush()
+    return f
+
+
+def _out_error(out: Path, exc: BaseException, done: int = 0) -> BatchError:
+    why = getattr(exc, "strerror", None) or str(exc)
+    kept = f"; {done} submission(s) were stored, rerun the same command to resume" if done else ""
+    return BatchError(f"cannot write to the output folder {out}: {why}{kept}")
+
+
+def _check_limits(timeout: float, memory_mb: int, load_timeout: float | None, workers: int | None) -> None:
+    bad = [f"{name} must be a positive number (got {value!r})" for name, value in
+           (("--timeout", timeout), ("--memory-mb", memory_mb), ("--load-timeout", load_timeout),
+            ("--workers", workers)) if value is not None and not value > 0]
+    if bad:
+        raise BatchError("; ".join(bad))
 
 
 def _grade_one(session: Session, sub: Submission) -> tuple[list[Result], str]:
     info: dict = {}
-    results = session.grade(sub.path, sub.assignment, info)
+    results = session.grade(sub.path, sub.assignment, info, root=sub.root)
     return results, info.get("isolation") or "none (notebook not run)"
 
 
@@ -101,6 +186,7 @@ def grade_folder(submitted: str | Path, out: str | Path, *, assignment: str | No
 
     Raises :class:`BatchError` when nothing can be graded (missing folder, unknown assignment, no submission)."""
     submitted, out = Path(submitted), Path(out)
+    _check_limits(timeout, memory_mb, load_timeout, workers)
     if not submitted.is_dir():
         raise BatchError(f"submissions folder not found: {submitted}")
     if assignment is not None:
@@ -113,9 +199,25 @@ def grade_folder(submitted: str | Path, out: str | Path, *, assignment: str | No
         what = f"for assignment {assignment!r} " if assignment else ""
         raise BatchError(f"no submissions {what}under {submitted} (expected <student>/<assignment>/<assignment>"
                          ".ipynb)" + "".join(f"\n  {w}" for w in warnings))
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = lock_out(out)
+    except OSError as exc:
+        raise _out_error(out, exc) from None
+    try:
+        return _grade_locked(submitted, out, subs, warnings, workers=workers, timeout=timeout, memory_mb=memory_mb,
+                             load_timeout=load_timeout, progress=progress, hide=hide, log=log)
+    finally:
+        lock.close()
+
+
+def _grade_locked(submitted: Path, out: Path, subs: list[Submission], warnings: list[str], *, workers, timeout,
+                  memory_mb, load_timeout, progress, hide, log) -> BatchSummary:
     summary = BatchSummary(out, warnings=warnings)
-    store = Store(out / "grades.sqlite")
+    try:
+        store = Store(out / "grades.sqlite")
+    except (OSError, sqlite3.Error) as exc:
+        raise _out_error(out, exc) from None
     workers = max(1, workers or os.cpu_count() or 1)
     level = sandbox.isolation_level()
     summary.isolation = level
@@ -123,50 +225,63 @@ def grade_folder(submitted: str | Path, out: str | Path, *, assignment: str | No
     for w in warnings:
         log(f"warning: {w}")
     hide = [*hide, str(submitted.resolve()), str(out.resolve())]
-    with Session(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout, hide=hide) as session:
-        todo: list[tuple[Submission, str, str]] = []
-        for sub in subs:
-            prepared = session.prepare(sub.assignment)
-            sha = sub.sha256()
-            if store.is_current(sub.student, sub.assignment, sha, prepared.fingerprint):
-                summary.reused += 1
-            else:
-                todo.append((sub, sha, prepared.fingerprint))
-        if summary.reused:
-            log(f"resuming: {summary.reused} submission(s) already graded, {len(todo)} to grade")
-        bar = None
-        if progress and todo:
-            from tqdm.auto import tqdm
-            bar = tqdm(total=len(todo), unit="nb", desc="grading")
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            pending = {pool.submit(_grade_one, session, sub): (sub, sha, fp) for sub, sha, fp in todo}
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    sub, sha, fp = pending.pop(fut)
-                    name = f"{sub.student}/{sub.assignment}"
-                    try:
-                        results, isolation = fut.result()
-                    except GraderError as exc:
-                        summary.failed.append(f"{name}: {exc}")
-                        log(f"GRADER FAILURE (not stored; rerun to retry) {name}: {str(exc)[:500]}")
-                    else:
-                        prepared = session.prepare(sub.assignment)
-                        expected = {k: cf.expected for k, cf in prepared.expected.items()}
-                        feedback.write(out, sub.student, sub.assignment, results, expected)
-                        store.save(sub.student, sub.assignment, sha, fp, results, isolation)
-                        summary.graded += 1
-                    if bar is not None:
-                        bar.update(1)
-        if bar is not None:
-            bar.close()
-        if session.isolation_seen:
-            summary.isolation = ",".join(sorted(session.isolation_seen))
-    keys = {(s.student, s.assignment) for s in subs}
-    rows = store.question_rows(keys)
-    case_rows = store.case_rows(keys)
-    store.close()
-    write_csv(out / "grades.csv", rows)
-    report.write(out, rows, case_rows)
+    try:
+        with Session(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout, hide=hide) as session:
+            _grade_all(session, store, subs, summary, out, workers, progress, log)
+        keys = {(s.student, s.assignment) for s in subs}
+        rows = store.question_rows(keys)
+        case_rows = store.case_rows(keys)
+        write_csv(out / "grades.csv", rows)
+        report.write(out, rows, case_rows)
+    except (OSError, sqlite3.Error) as exc:
+        raise _out_error(out, exc, summary.graded) from None
+    finally:
+        store.close()
     summary.table = report.summary(rows, case_rows)
     return summary
+
+
+def _grade_all(session: Session, store: Store, subs: list[Submission], summary: BatchSummary, out: Path,
+               workers: int, progress: bool, log: Callable[[str], None]) -> None:
+    todo: list[tuple[Submission, str, str]] = []
+    for sub in subs:
+        prepared = session.prepare(sub.assignment)
+        sha = sub.sha256()
+        if store.is_current(sub.student, sub.assignment, sha, prepared.fingerprint):
+            summary.reused += 1
+        else:
+            todo.append((sub, sha, prepared.fingerprint))
+    if summary.reused:
+        log(f"resuming: {summary.reused} submission(s) already graded, {len(todo)} to grade")
+    bar = None
+    if progress and todo:
+        from tqdm.auto import tqdm
+        bar = tqdm(total=len(todo), unit="nb", desc="grading")
+    pool = ThreadPoolExecutor(max_workers=workers)
+    try:
+        pending = {pool.submit(_grade_one, session, sub): (sub, sha, fp) for sub, sha, fp in todo}
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                sub, sha, fp = pending.pop(fut)
+                name = f"{sub.student}/{sub.assignment}"
+                try:
+                    results, isolation = fut.result()
+                except Exception as exc:  # noqa: BLE001 - GraderError, or a bug: never lose the rest of the batch
+                    why = str(exc) if isinstance(exc, GraderError) else f"{type(exc).__name__}: {exc}"
+                    summary.failed.append(f"{name}: {why}")
+                    log(f"GRADER FAILURE (not stored; rerun to retry) {name}: {why[:500]}")
+                else:
+                    prepared = session.prepare(sub.assignment)
+                    expected = {k: cf.expected for k, cf in prepared.expected.items()}
+                    feedback.write(out, sub.student, sub.assignment, results, expected)
+                    store.save(sub.student, sub.assignment, sha, fp, results, isolation)
+                    summary.graded += 1
+                if bar is not None:
+                    bar.update(1)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+        if bar is not None:
+            bar.close()
+    if session.isolation_seen:
+        summary.isolation = ",".join(sorted(session.isolation_seen))

@@ -34,14 +34,28 @@ def command(name: str, help: str):
     return wrap
 
 
+def _positive(kind: type) -> Callable[[str], float]:
+    """An argparse type: a number of ``kind`` above zero (``--timeout -1`` would grade everyone "timeout")."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not value > 0 or value != value or value == float("inf"):
+            raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+        return value
+    parse.__name__ = f"positive {kind.__name__}"
+    return parse
+
+
 def _limits(p: argparse.ArgumentParser) -> None:
     from .runner import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 
-    p.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT,
+    p.add_argument("--timeout", type=_positive(float), default=DEFAULT_TIMEOUT,
                    help=f"seconds per question, all its cases together (default {DEFAULT_TIMEOUT:g})")
-    p.add_argument("--memory-mb", type=int, default=DEFAULT_MEMORY_MB,
+    p.add_argument("--memory-mb", type=_positive(int), default=DEFAULT_MEMORY_MB,
                    help=f"extra memory a question may allocate, in MB (default {DEFAULT_MEMORY_MB})")
-    p.add_argument("--load-timeout", type=float, default=None,
+    p.add_argument("--load-timeout", type=_positive(float), default=None,
                    help="seconds to load a notebook's code (default: max(30, 2 x timeout))")
 
 
@@ -75,8 +89,9 @@ def _grade(p: argparse.ArgumentParser):
     p.add_argument("submitted", type=Path, help="folder with <student>/<assignment>/<assignment>.ipynb")
     p.add_argument("--out", type=Path, required=True, help="output folder (grades.sqlite, grades.csv, feedback/...)")
     p.add_argument("--assignment", help="grade only this assignment (default: every known one found)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
-    p.add_argument("--hide", action="append", default=[], help="another folder student code must not see")
+    p.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1, help="submissions graded at once")
+    p.add_argument("--hide", action="append", default=[],
+                   help="ignored at the namespace level, where workers see an allow-list only (kept for old scripts)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     _limits(p)
 
@@ -171,8 +186,8 @@ def _release(p: argparse.ArgumentParser):
 @command("demo", "the main job: release, a synthetic class for every assignment, grading, class report")
 def _demo(p: argparse.ArgumentParser):
     p.add_argument("--out", type=Path, default=Path("demo_out"), help="output folder (default: demo_out)")
-    p.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="submissions graded at once")
-    p.add_argument("--timeout", type=float, default=10.0, help="seconds per question (default 10)")
+    p.add_argument("--workers", type=_positive(int), default=os.cpu_count() or 1, help="submissions graded at once")
+    p.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds per question (default 10)")
 
     def run(args) -> int:
         from .demo import run_demo

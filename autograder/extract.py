@@ -1,4 +1,5 @@
-"""Extracting a submission's code: imports, function and class definitions (and literal constants) only.
+"""Extracting a submission's code: imports, function and class definitions, literal constants, and the assignments
+graded functions need (see :func:`select`); nothing else.
 
 IPython magics and shell lines are blanked (line numbers are kept for messages), every code cell is parsed with
 :mod:`ast`, and only top-level definitions survive, so demo code never runs during grading. A cell with a
@@ -7,8 +8,12 @@ SyntaxError is recorded; the questions whose functions are then missing report i
 from __future__ import annotations
 
 import ast
+import errno
 import json
+import os
 import re
+import stat
+import symtable
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +32,62 @@ class NotebookError(Exception):
     """The file is not a readable notebook."""
 
 
+#: Largest notebook the grader reads (a notebook with many image outputs is a few MB).
+MAX_NOTEBOOK_BYTES = 64 << 20
+
+
+def read_submission(path: str | Path, root: str | Path | None = None, limit: int = MAX_NOTEBOOK_BYTES) -> bytes:
+    """The bytes of a submitted notebook, read without following links.
+
+    The grader runs as root: a notebook that is a symbolic link (to the solution, to another student's notebook,
+    to ``/etc/shadow``, to ``/dev/zero``), a FIFO, a device or anything larger than ``limit`` bytes is refused with
+    a :class:`NotebookError` saying so, and so is a path whose folders below ``root`` are symbolic links."""
+    path = Path(path)
+    if root is not None:
+        try:
+            parts = path.relative_to(root).parts[:-1]
+        except ValueError:
+            parts = ()
+        folder = Path(root)
+        for part in parts:
+            folder = folder / part
+            try:
+                if stat.S_ISLNK(os.lstat(folder).st_mode):
+                    raise NotebookError(f"the folder {part!r} is a symbolic link; submit real folders and files")
+            except OSError as exc:
+                raise NotebookError(exc.strerror or str(exc)) from None
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise NotebookError("the notebook is a symbolic link; submit the notebook file itself") from None
+        raise NotebookError(exc.strerror or str(exc)) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a FIFO" if stat.S_ISFIFO(st.st_mode) else "a folder" if stat.S_ISDIR(st.st_mode) else \
+                "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode) else "a socket" \
+                if stat.S_ISSOCK(st.st_mode) else "not a file"
+            raise NotebookError(f"the notebook is {kind}, not a regular file")
+        if st.st_size > limit:
+            raise NotebookError(f"the notebook is larger than {limit >> 20} MB")
+        os.set_blocking(fd, True)
+        chunks, size = [], 0
+        while True:
+            chunk = os.read(fd, 1 << 20)
+            if not chunk:
+                break
+            size += len(chunk)
+            if size > limit:
+                raise NotebookError(f"the notebook is larger than {limit >> 20} MB")
+            chunks.append(chunk)
+        return b"".join(chunks)
+    except OSError as exc:
+        raise NotebookError(exc.strerror or str(exc)) from None
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class Cell:
     index: int            # 1-based position among all cells of the notebook
@@ -34,6 +95,10 @@ class Cell:
     grade_id: str | None = None
     syntax_error: str | None = None   # "SyntaxError in cell k line l: ..." or None
     defines: list[str] = field(default_factory=list)
+    #: Indices of the top-level statements run at load (None: :func:`keep_node` decides); see :func:`select`.
+    keep: list[int] | None = None
+    #: Among ``keep``, assignments whose value is not a literal: if one fails, the rest of the cell still runs.
+    soft: list[int] = field(default_factory=list)
 
     def label(self) -> str:
         return f"cell {self.index}" + (f" ({self.grade_id})" if self.grade_id else "")
@@ -95,14 +160,15 @@ def _defined_names(tree: ast.Module) -> list[str]:
     return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
 
 
-def read_notebook(path: str | Path):
-    """Read a notebook with nbformat; raise :class:`NotebookError` with a short reason on failure."""
+def read_notebook(path: str | Path, root: str | Path | None = None):
+    """Read a notebook with nbformat (see :func:`read_submission` for what is refused); raise
+    :class:`NotebookError` with a short reason on failure."""
     import nbformat
 
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise NotebookError(str(getattr(exc, "strerror", None) or exc)) from None
+        text = read_submission(path, root).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise NotebookError(str(exc)) from None
     try:
         nb = nbformat.reads(text, as_version=4)
     except json.JSONDecodeError as exc:
@@ -121,12 +187,15 @@ def extract_cells(nb) -> list[Cell]:
         if not isinstance(cell, dict) or cell.get("cell_type") != "code":
             continue
         src = cell.get("source", "")
-        src = "".join(src) if isinstance(src, list) else str(src)
+        src = "".join(str(s) for s in src) if isinstance(src, list) else str(src)
         cleaned = strip_magics(src)
         if cleaned is None:
             continue
-        grade_id = ((cell.get("metadata") or {}).get("nbgrader") or {}).get("grade_id")
-        c = Cell(index=i, source=cleaned, grade_id=grade_id)
+        # metadata written by hand or by another tool may have any shape: only a string grade id is used
+        meta = cell.get("metadata")
+        nbg = meta.get("nbgrader") if isinstance(meta, dict) else None
+        grade_id = nbg.get("grade_id") if isinstance(nbg, dict) else None
+        c = Cell(index=i, source=cleaned, grade_id=grade_id if isinstance(grade_id, str) else None)
         try:
             c.defines = _defined_names(kept_module(cleaned, f"cell_{i:03d}.py"))
         except SyntaxError as exc:
@@ -138,6 +207,112 @@ def extract_cells(nb) -> list[Cell]:
             c.syntax_error = f"{c.label()} could not be parsed: {type(exc).__name__}"
         cells.append(c)
     return cells
+
+
+def _assigned_names(node: ast.stmt) -> list[str] | None:
+    """The names a top-level ``x = ...`` / ``a, b = ...`` / ``x: T = ...`` binds (None: not such a statement)."""
+    def names(t):
+        if isinstance(t, ast.Name):
+            return [t.id]
+        if isinstance(t, (ast.Tuple, ast.List)):
+            out = []
+            for e in t.elts:
+                sub = names(e)
+                if sub is None:
+                    return None
+                out += sub
+            return out
+        return None
+
+    if isinstance(node, ast.Assign):
+        out = []
+        for t in node.targets:
+            sub = names(t)
+            if sub is None:
+                return None
+            out += sub
+        return out
+    if isinstance(node, ast.AnnAssign) and node.value is not None:
+        return names(node.target)
+    return None
+
+
+def _reads(node: ast.stmt) -> tuple[set[str], set[str]]:
+    """``(when run, when called)``: the global names a top-level statement reads when it runs (an assignment's
+    value; a def's decorators and defaults; a class body) and, for the functions it defines, when they are called
+    (symtable scopes: a function's own locals and parameters are not globals)."""
+    try:
+        source = ast.unparse(ast.Module(body=[node], type_ignores=[]))
+        with _PARSE_LOCK:
+            table = symtable.symtable(source, "<kept>", "exec")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return set(), set()
+    now: set[str] = set()
+    later: set[str] = set()
+
+    def walk(t, called: bool) -> None:
+        top = t.get_type() == "module"
+        for sym in t.get_symbols():
+            if sym.is_referenced() and (top or sym.is_global()):
+                (later if called else now).add(sym.get_name())
+        for child in t.get_children():
+            walk(child, called or child.get_type() == "function")
+
+    walk(table, False)
+    return now, later
+
+
+def _binds(node: ast.stmt) -> list[str]:
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [node.name]
+    return _assigned_names(node) or []
+
+
+def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -> None:
+    """Decide which top-level statements of each cell run when the submission is loaded (``cell.keep``).
+
+    Always: imports, function and class definitions and literal constants (:func:`keep_node`). Also an assignment
+    whose value is not a literal when the graded functions (``wanted``) need it: a graded name bound as
+    ``f = _impl`` or ``f = lambda ...``, a global a graded function reads (``SCALE = torch.tensor(1.0)``), or one
+    that what they call reads, transitively, and one a kept definition reads when it runs (a default value).
+    Other statements (demo code, plots, prints, and demo globals only helpers read) never run. The extra
+    assignments are ``soft``: one that raises is reported for its cell, and the cell's later definitions load."""
+    trees: dict[int, list[ast.stmt]] = {}
+    for c in cells:
+        if c.syntax_error is not None:
+            continue
+        try:
+            trees[c.index] = parse(c.source, f"cell_{c.index:03d}.py").body
+        except (SyntaxError, ValueError, RecursionError, MemoryError):
+            continue
+    definitions: dict[str, list[tuple[int, int, ast.stmt]]] = {}
+    needed = set(wanted)
+    for idx, body in trees.items():
+        for j, node in enumerate(body):
+            kept = keep_node(node)
+            if kept or _assigned_names(node):
+                for name in _binds(node):
+                    definitions.setdefault(name, []).append((idx, j, node))
+            if kept and not isinstance(node, (ast.Import, ast.ImportFrom)):
+                needed |= _reads(node)[0]  # what a kept definition reads when it runs (decorators, defaults...)
+    extra: set[tuple[int, int]] = set()
+    queue, seen = list(needed), set()
+    while queue:
+        name = queue.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for idx, j, node in definitions.get(name, []):
+            if not keep_node(node):
+                extra.add((idx, j))
+            now, later = _reads(node)
+            queue.extend((now | later) - seen)
+    for c in cells:
+        body = trees.get(c.index)
+        if body is None:
+            continue
+        c.keep = [j for j, node in enumerate(body) if keep_node(node) or (c.index, j) in extra]
+        c.soft = [j for j in c.keep if (c.index, j) in extra]
 
 
 def explain_missing(name: str, cells: list[Cell], load_errors: dict[int, str] | None = None) -> str | None:

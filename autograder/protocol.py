@@ -2,7 +2,8 @@
 
 A frame is ``>II`` (JSON length, payload length), then a JSON header, then the payload (safetensors bytes of the
 student's outputs, or nothing). Readers cap both lengths, so a hostile process cannot make the grader allocate
-without bound; anything malformed ends the stream.
+without bound; anything malformed (bad JSON, JSON nested too deep, not an object) ends the stream. What a header
+*says* is checked by the reader of each channel (:meth:`autograder.runner.Session._read_worker`).
 """
 from __future__ import annotations
 
@@ -59,8 +60,8 @@ class FrameReader:
             return None
         try:
             header = _loads(bytes(self.buf[_HEAD.size:_HEAD.size + jlen]))
-        except ValueError as exc:
-            raise ProtocolError(f"bad frame header: {exc}") from None
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than the C stack allows
+            raise ProtocolError(f"bad frame header: {type(exc).__name__}") from None
         if not isinstance(header, dict):
             raise ProtocolError("bad frame header: not an object")
         payload = bytes(self.buf[_HEAD.size + jlen:end])

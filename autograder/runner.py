@@ -33,6 +33,12 @@ from .spec import Question
 DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY_MB = 2048
 STARTUP_TIMEOUT = 180.0
+#: Largest output payload one case may send back (the worker itself refuses outputs over 64 MB).
+MAX_CASE_PAYLOAD = (64 << 20) + (1 << 20)
+#: Output bytes the grader keeps in memory for one submission, all cases together; later cases are refused.
+RESULT_BUDGET = 128 << 20
+#: Seconds of slack a question gets beyond ``timeout`` before the grader stops waiting for its worker.
+QUESTION_SLACK = 10.0
 #: Modules the fork server imports before any student code, so a notebook's setup imports cost nothing per
 #: submission. ``utils.*`` stands for every public ``utils`` module (the worker's copy has no ``reference/``).
 PRELOAD = ["numpy", "torch.nn", "torch.nn.functional", "matplotlib", "matplotlib.pyplot", "tqdm.auto", "utils",
@@ -200,6 +206,17 @@ def spec_fingerprint(entry: registry.Entry, files: dict, extra: str = "") -> str
     return h.hexdigest()
 
 
+def _text(value: str, limit: int = 3000) -> str:
+    """A worker's string made safe to store and print: cut to ``limit`` characters, lone surrogates (which JSON
+    can carry but UTF-8 cannot) replaced."""
+    value = value[:limit]
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+
+
 def _remove_stale_sessions(tmp: Path) -> None:
     """Delete the temporary folders of grader processes that died without cleaning up (e.g. SIGKILL)."""
     for folder in tmp.glob("autograder-*"):
@@ -232,6 +249,9 @@ class _Outcome:
     failure: str | None = None                     # why the worker stopped early
     load_timed_out: bool = False
     hung: bool = False                             # the grader gave up waiting (vs. the worker died)
+    broken: bool = False                           # the worker's channel carried a malformed or forged frame
+    over_deadline: bool = False                    # the submission's wall-clock budget ran out
+    result_bytes: int = 0                          # output bytes kept for this submission
     returncode: int | None = None                  # how the worker process ended (from its supervisor)
     done: bool = False
     lost: dict = field(default_factory=dict)       # (qid, case) -> status, for cases a dead worker took along
@@ -246,11 +266,16 @@ class Session:
         self.timeout = float(timeout)
         self.memory_mb = int(memory_mb)
         self.load_timeout = float(load_timeout if load_timeout is not None else max(30.0, 2 * self.timeout))
+        if not (self.timeout > 0 and self.load_timeout > 0 and self.memory_mb > 0):
+            raise ValueError(f"time and memory limits must be positive (timeout={timeout}, "
+                             f"load_timeout={load_timeout}, memory_mb={memory_mb})")
+        # Stale folders only: no process is signalled here. A worker's processes live in its own PID namespace,
+        # which the kernel empties when the worker ends (see sandbox.enter), so there are no orphans to hunt.
         _remove_stale_sessions(Path(tmp_dir or tempfile.gettempdir()))
-        sandbox.sweep_orphans()
         self.base = Path(tempfile.mkdtemp(prefix="autograder-", dir=tmp_dir))
         os.chmod(self.base, 0o755)
         (self.base / "owner.pid").write_text(str(os.getpid()))
+        (self.base / "root").mkdir(mode=0o755)  # an empty folder: each worker builds its own root file system on it
         self.lib = build_public_lib(self.base / "lib")
         _chmod_public(self.lib)
         self.sys_path, self.keep = python_paths()
@@ -305,31 +330,25 @@ class Session:
             self._prepared[entry.id] = prepared
             return prepared
 
-    def _hidden_paths(self, prepared: Prepared) -> list[str]:
-        paths = [str(Path.home()), os.getcwd(), str(self.base), *self.hide]
-        root = repo_root()
-        if root:
-            paths.append(str(root))
-        paths.append(str(prepared.entry.references_dir))
-        paths.append(str(prepared.entry.source.parent))
-        if prepared.entry.reference.endswith(".py"):
-            paths.append(str(Path(prepared.entry.reference).resolve().parent))
-        return paths
-
     # -- grading --------------------------------------------------------------------------------------------------
     def grade(self, notebook: str | Path, assignment: registry.Entry | str,
-              info: dict | None = None) -> list[V.Result]:
+              info: dict | None = None, root: str | Path | None = None) -> list[V.Result]:
         """Grade one notebook: one :class:`~autograder.verdicts.Result` per question, in assignment order.
 
-        ``info`` (optional) receives ``isolation``: the level the worker achieved (``""`` if none ran)."""
+        ``info`` (optional) receives ``isolation``: the level the worker achieved (``""`` if none ran).
+        ``root``: the submissions folder; folders between it and the notebook must not be symbolic links."""
         prepared = self.prepare(assignment)
         questions = list(prepared.entry.assignment.questions)
         try:
-            nb = extract.read_notebook(notebook)
+            nb = extract.read_notebook(notebook, root)
+            cells = extract.extract_cells(nb)
+            extract.select(cells, {q.id for q in questions})
         except extract.NotebookError as exc:
             msg = f"notebook could not be read: {exc}"
             return [judge.question_result(q, judge.same_for_all_cases(q, V.ERROR, msg)) for q in questions]
-        cells = extract.extract_cells(nb)
+        except Exception as exc:  # noqa: BLE001 - whatever a notebook holds, it costs only its own grade
+            msg = f"notebook could not be read: {type(exc).__name__}: {str(exc)[:200]}"
+            return [judge.question_result(q, judge.same_for_all_cases(q, V.ERROR, msg)) for q in questions]
         outcome = self._run_all(prepared, cells, questions)
         if info is not None:
             info["isolation"] = str(((outcome.hello or {}).get("isolation") or {}).get("level", ""))
@@ -340,13 +359,17 @@ class Session:
         loses its unfinished cases and a fresh worker carries on with the next questions."""
         merged: _Outcome | None = None
         remaining = list(questions)
+        budget = self.submission_budget(len(questions))
+        deadline: list[float] = []  # set when the first worker says hello: one deadline for the whole submission
         while remaining:
-            out = self._run_worker(prepared, cells, remaining)
+            out = self._run_worker(prepared, cells, remaining, deadline, budget,
+                                   merged.result_bytes if merged is not None else 0)
             if merged is None:
                 merged = out
             else:
                 merged.cases.update(out.cases)
                 merged.missing.update(out.missing)
+                merged.result_bytes = out.result_bytes
             if out.loaded is None:
                 if out is not merged:  # a reload failed although the first load worked
                     for q in remaining:
@@ -355,11 +378,27 @@ class Session:
                 break
             if out.done:
                 break
-            current = next((q for q in remaining if q.id not in out.missing and
-                            any((q.id, c.name) not in out.cases for c in q.cases)), None)
-            if current is None:
+            unfinished = [q for q in remaining if q.id not in out.missing and
+                          any((q.id, c.name) not in out.cases for c in q.cases)]
+            if not unfinished:
                 break
-            status = {"status": "timeout"} if out.hung else {"status": "crashed", "message": out.failure}
+            current = unfinished[0]
+            if out.hung or out.broken or out.over_deadline:
+                # The worker itself stopped answering, wrote a malformed or forged frame, or the submission's time
+                # is up. Question code runs in children the worker times, so only code that ran while the
+                # notebook loaded can do this: a fresh worker would load it again. Every unfinished case is lost.
+                if out.over_deadline:
+                    status = {"status": "timeout", "message": f"the submission used up its time ({budget:g} s)"}
+                elif out.hung:
+                    status = {"status": "timeout"}
+                else:
+                    status = {"status": "crashed", "message": out.failure}
+                for q in unfinished:
+                    for c in q.cases:
+                        if (q.id, c.name) not in out.cases:
+                            merged.lost[(q.id, c.name)] = status
+                break
+            status = {"status": "crashed", "message": out.failure}
             for c in current.cases:
                 if (current.id, c.name) not in out.cases:
                     merged.lost[(current.id, c.name)] = status
@@ -367,7 +406,14 @@ class Session:
         assert merged is not None
         return merged
 
-    def _run_worker(self, prepared: Prepared, cells: list[extract.Cell], questions: list[Question]) -> _Outcome:
+    def submission_budget(self, n_questions: int) -> float:
+        """Wall-clock seconds one submission may take from the moment its worker starts loading it: the load, then
+        every question's time limit plus slack (restarts after a crash included)."""
+        return self.load_timeout + n_questions * (self.timeout + 2.0) + QUESTION_SLACK
+
+    def _run_worker(self, prepared: Prepared, cells: list[extract.Cell], questions: list[Question],
+                    deadline: list[float] | None = None, budget: float | None = None,
+                    result_bytes: int = 0) -> _Outcome:
         work = self.base / "work" / uuid.uuid4().hex
         work.mkdir(parents=True)
         cell_entries = []
@@ -375,10 +421,13 @@ class Session:
             if c.syntax_error is None:
                 name = f"cell_{c.index:03d}.py"
                 (work / name).write_text(c.source, encoding="utf-8")
-                cell_entries.append({"index": c.index, "file": str(work / name)})
+                entry = {"index": c.index, "file": str(work / name)}
+                if c.keep is not None:
+                    entry.update(keep=c.keep, soft=c.soft)
+                cell_entries.append(entry)
         plan = {
             "workdir": str(work), "keep": [*self.keep, str(self.lib), str(self.base / "inputs"), str(work)],
-            "hide": self._hidden_paths(prepared), "cells": cell_entries, "timeout": self.timeout,
+            "root": str(self.base / "root"), "cells": cell_entries, "timeout": self.timeout,
             "memory_mb": self.memory_mb, "namespace": self.isolate,
             "questions": [{"id": q.id, "function": q.id, "inplace": q.inplace, "positional": q.positional,
                            "repeat": q.repeat, "optional": list(q.optional),
@@ -402,29 +451,46 @@ class Session:
                 spid = server.spawn(work / "plan.json", w)
         finally:
             os.close(w)
-        outcome = _Outcome()
+        started = sandbox.start_ticks(spid)
+        outcome = _Outcome(result_bytes=result_bytes)
         try:
-            self._read_worker(FrameReader(r), prepared, outcome)
+            self._read_worker(FrameReader(r, max_payload=MAX_CASE_PAYLOAD), prepared, outcome,
+                              deadline if deadline is not None else [],
+                              budget if budget is not None else self.submission_budget(len(questions)))
         finally:
             os.close(r)
-            self._stop(spid, outcome)
+            self._stop(spid, outcome, started)
         if outcome.hello is None:
             raise GraderError(f"the grading worker did not start: {outcome.failure}\n{server.log_tail()}")
         shutil.rmtree(work, ignore_errors=True)
         return outcome
 
-    def _read_worker(self, reader: FrameReader, prepared: Prepared, outcome: _Outcome) -> None:
+    def _read_worker(self, reader: FrameReader, prepared: Prepared, outcome: _Outcome,
+                     submission_deadline: list[float], budget: float) -> None:
+        """Read the worker's frames into ``outcome``. Code that runs while the notebook loads shares the worker's
+        channel, so every frame is checked by type and size before use: one that is malformed or does not fit the
+        protocol ends this worker (``outcome.broken``). Only progress (a new case or question) extends the wait;
+        the whole submission has one deadline, set when its first worker starts loading it."""
         questions = {q.id: q for q in prepared.entry.assignment.questions}
         valid = set(prepared.input_files)
-        per_question = self.timeout + 15.0
-        start = time.monotonic()
-        hard_stop = start + STARTUP_TIMEOUT + self.load_timeout + per_question * max(1, len(questions))
-        deadline = start + STARTUP_TIMEOUT
+        per_question = self.timeout + QUESTION_SLACK
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+
+        def broken(why: str) -> None:
+            outcome.broken = True
+            outcome.failure = f"its results could not be read ({why})"
+
         while True:
+            hard = submission_deadline[0] if submission_deadline else float("inf")
             try:
-                frame = reader.read(min(deadline, hard_stop))
+                frame = reader.read(min(deadline, hard))
             except TimeoutError:
-                if outcome.hello is not None and outcome.loaded is None:
+                if time.monotonic() >= hard:
+                    outcome.over_deadline = True
+                    outcome.failure = f"the submission used up its time ({budget:g} s)"
+                    if outcome.loaded is None:
+                        outcome.load_timed_out = True
+                elif outcome.hello is not None and outcome.loaded is None:
                     outcome.load_timed_out = True
                     outcome.failure = f"loading the notebook took more than {self.load_timeout:g} s"
                 else:
@@ -432,51 +498,84 @@ class Session:
                     outcome.failure = "the grading process stopped responding"
                 return
             except ProtocolError as exc:
-                outcome.failure = f"its results could not be read ({exc})"
+                broken(str(exc))
                 return
             if frame is None:  # the worker ended without saying "done": _stop says why
                 return
             header, payload = frame
             kind = header.get("type")
-            if kind == "hello" and outcome.hello is None:
-                outcome.hello = header
-                level = str(header.get("isolation", {}).get("level"))
-                self.isolation_seen.add(level)
-                deadline = time.monotonic() + self.load_timeout
-            elif outcome.hello is None:
-                outcome.failure = str(header.get("message", f"unexpected message {kind!r}"))[:3000]
+            if not isinstance(kind, str):
+                broken("a message without a type")
                 return
+            if outcome.hello is None:
+                isolation = header.get("isolation")
+                if kind == "hello" and isinstance(isolation, dict):
+                    outcome.hello = header
+                    self.isolation_seen.add(str(isolation.get("level"))[:40])
+                    now = time.monotonic()
+                    if not submission_deadline:
+                        submission_deadline.append(now + budget)
+                    deadline = now + self.load_timeout
+                else:  # the worker failed before loading any student code (sandbox set-up...)
+                    outcome.failure = _text(str(header.get("message", f"unexpected message {kind[:40]!r}")))
+                    return
             elif kind == "loaded" and outcome.loaded is None:
-                outcome.loaded = header
+                errors = header.get("errors", {})
+                if not isinstance(errors, dict) or not all(
+                        isinstance(k, str) and k.isdigit() and len(k) < 10 and isinstance(v, str)
+                        for k, v in errors.items()):
+                    broken("a malformed 'loaded' message")
+                    return
+                outcome.loaded = {"type": "loaded", "errors": {k: _text(v, 2000) for k, v in errors.items()}}
                 deadline = time.monotonic() + per_question
             elif kind == "case" and outcome.loaded is not None:
                 key = (header.get("question"), header.get("case"))
+                status = header.get("status")
+                if not (isinstance(key[0], str) and isinstance(key[1], str) and isinstance(status, str)):
+                    broken("a malformed 'case' message")
+                    return
                 if key in valid and key not in outcome.cases:
-                    outcome.cases[key] = (header, payload)
-                deadline = time.monotonic() + per_question
-            elif kind in ("missing", "not_callable") and header.get("question") in questions:
-                q = header["question"]
-                outcome.missing.setdefault(q, header)
-                deadline = time.monotonic() + per_question
+                    clean = {k: _text(v) if isinstance(v, str) else v for k, v in header.items()
+                             if isinstance(v, (str, int, float, bool))}
+                    if payload and outcome.result_bytes + len(payload) > RESULT_BUDGET:
+                        clean = {"status": "bad_output", "message": f"the outputs of this notebook are larger "
+                                 f"than {RESULT_BUDGET >> 20} MB in total; this case's output was not read"}
+                        payload = b""
+                    outcome.result_bytes += len(payload)
+                    outcome.cases[key] = (clean, payload)
+                    deadline = time.monotonic() + per_question  # progress: a new case
+            elif kind in ("missing", "not_callable") and outcome.loaded is not None:
+                q = header.get("question")
+                if not isinstance(q, str) or not isinstance(header.get("kind", ""), str):
+                    broken(f"a malformed {kind!r} message")
+                    return
+                if q in questions and q not in outcome.missing:
+                    outcome.missing[q] = {"type": kind, "kind": _text(str(header.get("kind", "value")), 80)}
+                    deadline = time.monotonic() + per_question
             elif kind == "done":
                 outcome.done = True
                 return
             elif kind == "exit":  # the supervisor: the worker process has ended
                 code = header.get("returncode")
-                outcome.returncode = code if isinstance(code, int) else None
+                outcome.returncode = code if isinstance(code, int) and not isinstance(code, bool) else None
                 return
             elif kind == "fatal":
                 outcome.failure = "the grading process failed after your code was loaded"
                 return
+            # anything else (a second hello, a frame out of order) is ignored and extends no deadline
 
-    def _stop(self, supervisor: int, outcome: _Outcome) -> None:
+    def _stop(self, supervisor: int, outcome: _Outcome, started: int | None = None) -> None:
         try:
             os.killpg(supervisor, signal.SIGKILL)
         except OSError:
             pass
-        uid = (outcome.hello or {}).get("isolation", {}).get("uid")
-        if isinstance(uid, int):
-            sandbox.sweep_uid(uid)
+        isolation = (outcome.hello or {}).get("isolation") or {}
+        uid = isolation.get("uid")
+        # In its own PID namespace (the normal case) the kernel ends every process of the worker with it. Without
+        # one, kill what runs under the worker's private uid and started after its supervisor: never older
+        # processes that happen to have that uid (a directory service's or a container's ids).
+        if isinstance(uid, int) and isolation.get("level") == sandbox.NAMESPACE and not isolation.get("pid_namespace"):
+            sandbox.sweep_uid(uid, since=started)
         if not outcome.done and outcome.failure is None:
             outcome.failure = sandbox.exit_reason(outcome.returncode)
 

@@ -3,20 +3,20 @@
 Levels, strongest first (see :func:`isolation_level`):
 
 ``namespace``
-    Linux, run as root. The worker enters a private mount namespace (and private network and IPC namespaces
-    when it can), mounts empty tmpfs over the instructor's folders (the repository: ``utils/reference``, hidden references,
-    ``solutions/``, ``.git``...; the home folder; the submissions and output folders; ``/tmp``, ``/var/tmp``,
-    ``/dev/shm``), bind-mounts back only what the worker needs (the Python installation, a public copy of
-    ``utils`` and ``autograder``, the case inputs and its own working folder), then drops to a uid of its own
-    (no capabilities, no new privileges, not dumpable). Student code cannot see, mount back, signal or trace
-    anything of the grader's or of another submission's.
+    Linux, run as root. The supervisor gives the worker a PID namespace of its own (the worker is its pid 1: the
+    kernel ends every process left in it when the worker ends, so nothing escapes and the grader never has to
+    hunt for processes by uid). The worker enters private mount, network, IPC and UTS namespaces and switches to
+    a root file system built for it from an allow-list (:func:`_build_root`): read-only system software, the
+    Python installation, a public copy of ``utils`` and ``autograder``, the case inputs and its own folder;
+    private ``/tmp``, ``/var/tmp``, ``/dev/shm``; a minimal ``/dev`` and its own ``/proc``. Nothing else of the
+    host exists there. It then drops to a uid of its own (no capabilities, no new privileges, not dumpable).
 ``process``
     Elsewhere. A separate ``python -I -S`` process with an explicit ``sys.path`` (no repository, no editable
     install), started in a folder holding only the student's code and case inputs; resource limits apply, but
     files on disk remain readable by absolute path.
 
-Every function here runs in the worker, before any student code, except :func:`isolation_level` and
-:func:`sweep_uid`, which the grader calls.
+Every function here runs in the worker, before any student code, except :func:`isolation_level`,
+:func:`start_ticks` and :func:`sweep_uid` (the grader) and :func:`enter_pid_namespace` (the supervisor).
 """
 from __future__ import annotations
 
@@ -37,6 +37,7 @@ CLONE_NEWIPC = 0x08000000
 MS_RDONLY = 1
 MS_NOSUID = 2
 MS_NODEV = 4
+MS_NOEXEC = 8
 MS_REMOUNT = 32
 MS_BIND = 4096
 MS_REC = 16384
@@ -45,12 +46,13 @@ PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_CHILD_SUBREAPER = 36
 PR_SET_NO_NEW_PRIVS = 38
-#: Student processes get uid ``UID_BASE + worker pid``: unique among live workers, owning nothing on disk.
+#: Student processes get uid ``UID_BASE + supervisor pid``: unique among live workers, owning nothing on disk.
 UID_BASE = 200000
 
 _DESCRIPTION = {
-    NAMESPACE: "mount, network and IPC namespaces hide the instructor's files; student code runs under its own "
-               "unprivileged uid with time, memory and process limits",
+    NAMESPACE: "PID, mount, network and IPC namespaces; the worker's file system is an allow-list (system "
+               "software, Python, the public library, case inputs, its own folder, private /tmp); student code "
+               "runs under its own unprivileged uid with time, memory and process limits",
     PROCESS: "separate python -I -S process with a clean sys.path and time/memory limits; instructor files are "
              "not on its path but stay readable by absolute path (run the grader as root on Linux for the "
              "namespace level)",
@@ -126,71 +128,134 @@ def _inside(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-#: System folders never covered (a grader started from ``/dev`` must not hide ``/dev/null``).
-_SYSTEM = ("/", "/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/libx32", "/proc", "/run", "/sbin",
-           "/sys", "/usr", "/var")
-
-
-def _minimal(paths, system_ok: bool = True) -> list[str]:
-    """Existing directories, deduplicated, without those nested in another one of the list (and, unless
-    ``system_ok``, without system folders or their parents)."""
+def _minimal(paths) -> list[str]:
+    """Existing directories (real paths), deduplicated, without those nested in another one of the list."""
     out: list[str] = []
     for p in sorted({_real(p) for p in paths if p and os.path.isdir(p)}, key=len):
-        if p in _SYSTEM and not system_ok:
-            continue
         if p != "/" and not any(_inside(p, q) for q in out):
             out.append(p)
     return out
 
 
-_PUBLIC_TMP = ("/tmp", "/var/tmp", "/dev/shm")
+#: System software the worker sees read-only (symbolic links such as ``/lib -> usr/lib`` are recreated as links).
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
+#: Single files of ``/etc`` the dynamic loader needs to find system libraries a late import may load.
+SYSTEM_FILES = ("/etc/ld.so.cache",)
+#: Device nodes the worker gets (bound from the host's ``/dev``).
+DEVICES = ("null", "zero", "full", "random", "urandom")
+#: Private, empty, writable folders (a tmpfs each, ``size`` MB), gone when the worker ends.
+PRIVATE_TMP = {"/tmp": 64, "/var/tmp": 16, "/dev/shm": 64}
+_NEVER_BOUND = ("/proc", "/sys", "/dev", "/run")
+CLONE_NEWPID = 0x20000000
+CLONE_NEWUTS = 0x04000000
+MS_MOVE = 8192
+MNT_DETACH = 2
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "ppc64": 203, "s390x": 217,
+                   "armv7l": 218, "i686": 217}
 
 
-def _hide_mounts(libc, hide: list[str], keep: list[str]) -> list[str]:
-    """Cover ``hide`` with empty tmpfs, then bind ``keep`` back in place (via O_PATH fds opened beforehand)."""
-    fds = {k: os.open(k, os.O_PATH | os.O_DIRECTORY) for k in keep}
-    hidden = []
-    try:
-        def cover(h: str) -> None:
-            opts = b"size=64m,mode=1777" if h in _PUBLIC_TMP else b"size=1m,mode=755"
-            _check(libc.mount(b"tmpfs", h.encode(), b"tmpfs", MS_NOSUID | MS_NODEV, opts), f"mount tmpfs on {h}")
-            hidden.append(h)
-        for h in hide:
-            if h not in keep:
-                cover(h)
-        for k, fd in fds.items():
-            if any(_inside(k, h) for h in hidden):
-                os.makedirs(k, exist_ok=True)
-                _check(libc.mount(f"/proc/self/fd/{fd}".encode(), k.encode(), None, MS_BIND | MS_REC, None),
-                       f"bind {k}")
-                libc.mount(None, k.encode(), None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID, None)
-        for h in hide:  # hidden folders that live inside a folder bound back
-            if h not in hidden and any(_inside(h, k) for k in keep):
-                cover(h)
-    finally:
-        for fd in fds.values():
-            os.close(fd)
-    return hidden
+def _mount(libc, source, target: str, fstype, flags: int, data=None) -> None:
+    enc = (lambda v: v.encode() if isinstance(v, str) else v)
+    _check(libc.mount(enc(source), target.encode(), enc(fstype), flags, enc(data)), f"mount {target}")
 
 
-def enter(hide: list[str], keep: list[str], workdir: str, namespace: bool = True) -> dict:
+def _bind_ro(libc, src: str, dst: str) -> None:
+    _mount(libc, src, dst, None, MS_BIND | MS_REC)
+    _mount(libc, None, dst, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
+
+
+def _build_root(libc, root: str, keep: list[str], pid_namespace: bool) -> list[str]:
+    """Make ``root`` (an empty folder) a file system holding only what the worker may see, and switch to it.
+
+    Read-only: the system software (:data:`SYSTEM_DIRS`, :data:`SYSTEM_FILES`), and ``keep`` (the Python
+    installation, the public library copy, the case inputs, the worker's folder) at their usual paths. Private and
+    writable: ``/tmp``, ``/var/tmp``, ``/dev/shm``. Also a minimal ``/dev`` and a ``/proc`` of the worker's own PID
+    namespace. Nothing else of the host exists inside (no home folders, no ``/run``, ``/etc``, ``/opt``, ``/srv``,
+    ``/mnt``, other users' files or other copies of the course). Returns the folders bound read-only."""
+    _mount(libc, "tmpfs", root, "tmpfs", MS_NOSUID | MS_NODEV, "size=4m,mode=755")
+
+    def inside(path: str) -> str:
+        return root + path
+
+    for path, size in PRIVATE_TMP.items():
+        if path == "/dev/shm":
+            continue
+        os.makedirs(inside(path), exist_ok=True)
+        _mount(libc, "tmpfs", inside(path), "tmpfs", MS_NOSUID | MS_NODEV, f"size={size}m,mode=1777")
+    dev = inside("/dev")
+    os.makedirs(dev, exist_ok=True)
+    _mount(libc, "tmpfs", dev, "tmpfs", MS_NOSUID, "size=1m,mode=755")
+    for name in DEVICES:
+        if os.path.exists(f"/dev/{name}"):
+            open(f"{dev}/{name}", "w").close()
+            _mount(libc, f"/dev/{name}", f"{dev}/{name}", None, MS_BIND)
+    for name, target in {"fd": "/proc/self/fd", "stdin": "/proc/self/fd/0", "stdout": "/proc/self/fd/1",
+                         "stderr": "/proc/self/fd/2"}.items():
+        os.symlink(target, f"{dev}/{name}")
+    os.makedirs(f"{dev}/shm")
+    _mount(libc, "tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={PRIVATE_TMP['/dev/shm']}m,mode=1777")
+    os.makedirs(inside("/proc"))
+    # a proc of the worker's PID namespace shows only its processes; without one, hidepid hides other users'
+    _mount(libc, "proc", inside("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
+           None if pid_namespace else "hidepid=2")
+    bound = []
+    system = []
+    for path in SYSTEM_DIRS:
+        if os.path.islink(path):
+            os.symlink(os.readlink(path), inside(path))
+        elif os.path.isdir(path):
+            system.append(path)
+    for path in _minimal(system + [k for k in keep if not any(_inside(_real(k), n) for n in _NEVER_BOUND)]):
+        os.makedirs(inside(path), exist_ok=True)
+        _bind_ro(libc, path, inside(path))
+        bound.append(path)
+    for path in SYSTEM_FILES:
+        if os.path.isfile(path):
+            os.makedirs(os.path.dirname(inside(path)), exist_ok=True)
+            open(inside(path), "w").close()
+            _bind_ro(libc, path, inside(path))
+    _switch_root(libc, root)
+    return bound
+
+
+def _switch_root(libc, root: str) -> None:
+    """Make ``root`` the root file system: pivot_root (the old root is then detached entirely), or move + chroot."""
+    import platform
+
+    os.chdir(root)
+    number = _SYS_PIVOT_ROOT.get(platform.machine())
+    if number is not None and libc.syscall(number, b".", b".") == 0:
+        _check(libc.umount2(b".", MNT_DETACH), "detach the old root")
+    else:  # pragma: no cover - other architectures
+        _mount(libc, ".", "/", None, MS_MOVE)
+        os.chroot(".")
+    os.chdir("/")
+
+
+def enter(hide: list[str], keep: list[str], workdir: str, namespace: bool = True, root: str | None = None,
+          uid_seed: int | None = None) -> dict:
     """Isolate the current (single-threaded) worker process; returns what was achieved.
 
-    ``hide``: folders student code must not see; ``keep``: folders it needs (bound back if covered);
-    ``workdir``: the working folder (the student's code and nothing else); ``namespace=False`` forces the
-    ``process`` level."""
-    info: dict = {"level": PROCESS, "network": True, "uid": os.getuid(), "hidden": []}
+    ``keep``: folders the worker needs (read-only); ``workdir``: its working folder; ``root``: an empty folder to
+    build its file system on; ``namespace=False`` forces the ``process`` level; ``uid_seed``: a number unique
+    among live workers (its supervisor's pid) that makes its private uid. ``hide`` is ignored (kept for callers
+    of the older deny-list version): at the namespace level the worker sees an allow-list, nothing else."""
+    info: dict = {"level": PROCESS, "network": True, "uid": os.getuid(), "pid_namespace": False, "visible": []}
     libc = _libc()
-    if namespace and libc is not None and os.geteuid() == 0:
+    if namespace and libc is not None and os.geteuid() == 0 and root:
+        mounted = False
         try:
+            info["pid_namespace"] = os.getpid() == 1  # the supervisor unshared one before forking us
             _check(libc.unshare(CLONE_NEWNS), "unshare(CLONE_NEWNS)")
             _check(libc.mount(b"none", b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
             info["network"] = libc.unshare(CLONE_NEWNET) != 0
             libc.unshare(CLONE_NEWIPC)  # no System V shared memory between submissions
-            keep_m = _minimal(list(keep) + [workdir])
-            hide_m = _minimal(list(hide) + [p for p in _PUBLIC_TMP if os.path.isdir(p)], system_ok=False)
-            info["hidden"] = _hide_mounts(libc, hide_m, keep_m)
-            uid = UID_BASE + os.getpid()
+            if libc.unshare(CLONE_NEWUTS) == 0:
+                libc.sethostname(b"sandbox", 7)
+            mounted = True
+            info["visible"] = _build_root(libc, os.path.realpath(root), list(keep) + [workdir],
+                                          info["pid_namespace"])
+            uid = UID_BASE + (uid_seed if uid_seed is not None else os.getpid())
             os.setgroups([])
             os.setresgid(uid, uid, uid)
             os.setresuid(uid, uid, uid)
@@ -198,7 +263,7 @@ def enter(hide: list[str], keep: list[str], workdir: str, namespace: bool = True
             global PRIVATE_UID
             PRIVATE_UID = True
         except OSError as exc:
-            if os.geteuid() == 0 and info.get("hidden"):
+            if os.geteuid() == 0 and mounted:
                 raise  # half-isolated: never run student code like this
             info["error"] = str(exc)
     os.chdir(workdir)
@@ -212,6 +277,13 @@ def enter(hide: list[str], keep: list[str], workdir: str, namespace: bool = True
         set_limit(resource.RLIMIT_NPROC, 32)  # processes + threads of this private uid (fork bombs)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     return info
+
+
+def enter_pid_namespace() -> bool:
+    """Supervisor side (root): the next child this process forks starts a new PID namespace as its pid 1. When
+    that child (the worker) ends, the kernel kills every process left in the namespace: nothing escapes it."""
+    libc = _libc()
+    return bool(libc) and os.geteuid() == 0 and libc.unshare(CLONE_NEWPID) == 0
 
 
 def set_limit(which: int, value: int, soft_only: bool = False) -> None:
@@ -237,14 +309,25 @@ def virtual_memory_bytes() -> int:
     return 0
 
 
-def limit_memory(megabytes: int, soft_only: bool = False) -> None:
-    """Allow ``megabytes`` more address space than this process uses now (RLIMIT_AS, or RLIMIT_DATA)."""
+def limit_memory(megabytes: int, soft_only: bool = False, hard_mb: int | None = None) -> None:
+    """Allow ``megabytes`` more address space than this process uses now (RLIMIT_AS, or RLIMIT_DATA).
+
+    ``hard_mb``: also set the hard limit to that much more than now (``soft_only`` then keeps the soft limit at
+    ``megabytes``); a hard limit cannot be raised again by the process."""
     extra = int(megabytes) << 20
     base = virtual_memory_bytes()
-    if base:
-        set_limit(resource.RLIMIT_AS, base + extra, soft_only)
-    else:  # pragma: no cover - non-Linux
-        set_limit(getattr(resource, "RLIMIT_DATA", resource.RLIMIT_AS), extra, soft_only)
+    which = resource.RLIMIT_AS if base else getattr(resource, "RLIMIT_DATA", resource.RLIMIT_AS)
+    if hard_mb is not None:
+        try:
+            _, hard = resource.getrlimit(which)
+            cap = base + (int(hard_mb) << 20)
+            if hard != resource.RLIM_INFINITY:
+                cap = min(cap, hard)
+            resource.setrlimit(which, (min(base + extra, cap), cap))
+            return
+        except (ValueError, OSError):
+            pass
+    set_limit(which, base + extra, soft_only)
 
 
 def children_of(pid: int) -> list[int]:
@@ -319,9 +402,21 @@ def kill_descendants() -> None:
                 pass
 
 
-def sweep_uid(uid: int) -> int:
-    """Grader side: SIGKILL every process running under a worker's private ``uid`` (escaped daemons included)."""
-    if uid < UID_BASE:
+def start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, from /proc/PID/stat), None if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+        return int(stat[stat.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def sweep_uid(uid: int, since: int | None = None) -> int:
+    """Grader side, for a worker without a PID namespace: SIGKILL the processes running under its private ``uid``
+    that started at or after ``since`` (its supervisor's :func:`start_ticks`): never an older process that happens
+    to use that uid."""
+    if uid < UID_BASE or since is None:
         return 0
     killed = 0
     for _ in range(50):
@@ -333,7 +428,7 @@ def sweep_uid(uid: int) -> int:
         for name in names:
             if name.isdigit():
                 try:
-                    if os.stat(f"/proc/{name}").st_uid == uid:
+                    if os.stat(f"/proc/{name}").st_uid == uid and (start_ticks(int(name)) or -1) >= since:
                         os.kill(int(name), signal.SIGKILL)
                         found += 1
                 except OSError:
@@ -342,30 +437,6 @@ def sweep_uid(uid: int) -> int:
         if not found:
             break
         time.sleep(0.01)
-    return killed
-
-
-def sweep_orphans() -> int:
-    """Grader side: kill processes left under a private uid whose worker is gone (e.g. a daemon a submission
-    started before the grader itself was killed). The uid encodes its worker's pid, so this is exact."""
-    if os.geteuid() != 0:
-        return 0
-    owners: dict[int, set[int]] = {}
-    try:
-        names = [n for n in os.listdir("/proc") if n.isdigit()]
-    except OSError:
-        return 0
-    for name in names:
-        try:
-            uid = os.stat(f"/proc/{name}").st_uid
-        except OSError:
-            continue
-        if uid >= UID_BASE:
-            owners.setdefault(uid, set()).add(int(name))
-    killed = 0
-    for uid, pids in owners.items():
-        if uid - UID_BASE not in pids:  # its worker (pid = uid - UID_BASE, under that uid) is gone
-            killed += sweep_uid(uid)
     return killed
 
 

@@ -29,6 +29,11 @@ CREATE TABLE IF NOT EXISTS cases (
 """
 
 
+def _text(value: str) -> str:
+    """Text SQLite can store: characters UTF-8 cannot encode (lone surrogates) replaced."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8") if isinstance(value, str) else value
+
+
 class Store:
     def __init__(self, path: str | Path):
         self.path = Path(path)
@@ -42,7 +47,7 @@ class Store:
 
     def is_current(self, student: str, assignment: str, notebook_sha256: str, fingerprint: str) -> bool:
         row = self.db.execute("SELECT notebook_sha256, fingerprint FROM submissions WHERE student=? AND "
-                              "assignment=?", (student, assignment)).fetchone()
+                              "assignment=?", (_text(student), _text(assignment))).fetchone()
         return row == (notebook_sha256, fingerprint)
 
     def save(self, student: str, assignment: str, notebook_sha256: str, fingerprint: str,
@@ -50,7 +55,7 @@ class Store:
         """Replace the submission's rows atomically."""
         points = round(sum(r.points for r in results), 6)
         max_points = round(sum(r.max_points for r in results), 6)
-        key = (student, assignment)
+        key = (_text(student), _text(assignment))
         with self.db:
             self.db.execute("BEGIN IMMEDIATE")
             for table in ("submissions", "questions", "cases"):
@@ -59,11 +64,11 @@ class Store:
                             (*key, notebook_sha256, fingerprint, points, max_points, isolation, time.time()))
             for i, r in enumerate(results):
                 self.db.execute("INSERT INTO questions VALUES (?,?,?,?,?,?,?,?)",
-                                (*key, r.question, i, r.points, r.max_points, r.verdict, r.message))
+                                (*key, r.question, i, r.points, r.max_points, r.verdict, _text(r.message)))
                 for j, c in enumerate(r.cases):
                     self.db.execute("INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?,?)",
                                     (*key, r.question, c.case, j, int(c.public), c.points, c.max_points, c.verdict,
-                                     c.message))
+                                     _text(c.message)))
 
     def submissions(self) -> list[dict]:
         cur = self.db.execute("SELECT * FROM submissions ORDER BY student, assignment")

@@ -160,43 +160,64 @@ def run_question(out_fd: int, ns: dict, question: dict, cases: list, memory_mb: 
 
 def load_submission(cells: list[dict]) -> tuple[dict, dict]:
     """Run the kept statements of every cell, in order, like Jupyter would (a failing cell stops there)."""
+    import ast
     import builtins
     import types
 
     from autograder import calls
-    from autograder.extract import kept_module
+    from autograder.extract import keep_node, parse
 
     module = types.ModuleType("submission")
     sys.modules["submission"] = module
     ns = module.__dict__
     ns["__builtins__"] = builtins
     errors = {}
+
+    def record(cell: dict, exc: BaseException) -> None:
+        st = calls.classify(exc)
+        what = {"not_implemented": "NotImplementedError", "exit": "SystemExit"}.get(st["status"],
+                                                                                   st.get("exc_type", "error"))
+        where = f" ({st['where']})" if st.get("where") else ""
+        errors.setdefault(str(cell["index"]), f"cell {cell['index']} raised {what}: {st.get('message', '')}{where}")
+
     for cell in cells:
         path = os.path.abspath(cell["file"])
         try:
             with open(path, encoding="utf-8") as f:
                 source = f.read()
-            code = compile(kept_module(source, path), path, "exec")
-            exec(code, ns)  # noqa: S102 - this IS the sandboxed student process
+            body = parse(source, path).body
         except KeyboardInterrupt:
             raise
         except BaseException as exc:  # noqa: BLE001
-            st = calls.classify(exc)
-            what = {"not_implemented": "NotImplementedError", "exit": "SystemExit"}.get(st["status"],
-                                                                                       st.get("exc_type", "error"))
-            where = f" ({st['where']})" if st.get("where") else ""
-            errors[str(cell["index"])] = f"cell {cell['index']} raised {what}: {st.get('message', '')}{where}"
+            record(cell, exc)
+            continue
+        keep = cell.get("keep")
+        keep = set(keep) if isinstance(keep, list) else {j for j, n in enumerate(body) if keep_node(n)}
+        soft = set(cell.get("soft") or ())
+        for j, node in enumerate(body):  # statement by statement: a failing statement stops its cell (Jupyter),
+            if j not in keep:            # except a "soft" one (an assignment graded code needs, see extract.select)
+                continue
+            try:
+                exec(compile(ast.Module(body=[node], type_ignores=[]), path, "exec"), ns)  # noqa: S102
+            except KeyboardInterrupt:
+                raise
+            except BaseException as exc:  # noqa: BLE001
+                record(cell, exc)
+                if j not in soft:
+                    break
     return ns, errors
 
 
-def run_submission(plan_path: str, out_fd: int) -> None:  # pragma: no cover - runs in the forked worker
-    """The worker proper: isolate, load the submission, run every question; never returns."""
+def run_submission(plan_path: str, out_fd: int, uid_seed: int | None = None) -> None:  # pragma: no cover
+    """The worker proper (forked by its supervisor): isolate, load the submission, run every question; never
+    returns."""
     from autograder import casefile, sandbox
 
     with open(plan_path, encoding="utf-8") as f:
         plan = json.load(f)
     try:
-        info = sandbox.enter(plan["hide"], plan["keep"], plan["workdir"], namespace=plan.get("namespace", True))
+        info = sandbox.enter(plan.get("hide", []), plan["keep"], plan["workdir"],
+                             namespace=plan.get("namespace", True), root=plan.get("root"), uid_seed=uid_seed)
     except OSError as exc:
         _send(out_fd, {"type": "fatal", "message": f"sandbox setup failed: {exc}"})
         os._exit(2)
@@ -208,7 +229,9 @@ def run_submission(plan_path: str, out_fd: int) -> None:  # pragma: no cover - r
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
-        sandbox.limit_memory(plan["memory_mb"], soft_only=True)
+        # While the notebook loads: memory_mb more (soft), at most twice that (hard: code at load cannot raise it).
+        # Each question's child then gets memory_mb more than the worker holds, within that hard limit.
+        sandbox.limit_memory(plan["memory_mb"], soft_only=True, hard_mb=2 * plan["memory_mb"])
         import builtins
 
         saved_builtins = dict(builtins.__dict__)
@@ -232,9 +255,17 @@ def supervise(plan_path: str, out_fd: int) -> None:  # pragma: no cover - runs i
     from autograder import sandbox
 
     sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
+    me = os.getpid()
+    try:
+        with open(plan_path, encoding="utf-8") as f:
+            namespace = bool(json.load(f).get("namespace", True))
+    except (OSError, ValueError):
+        namespace = False
+    if namespace:
+        sandbox.enter_pid_namespace()  # the worker forked next is pid 1 of a namespace of its own
     pid = os.fork()
     if pid == 0:
-        run_submission(plan_path, out_fd)
+        run_submission(plan_path, out_fd, me)
     status = os.waitpid(pid, 0)[1]
     code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     sandbox.kill_descendants()

@@ -1,20 +1,44 @@
-"""A hostile corpus: each submission may cost only the question it attacks, gets a sensible verdict, and the batch
-always finishes. Plus direct probes of the worker's isolation."""
+"""A hostile corpus: each submission may cost only the question it attacks (or, when it attacks the grader itself,
+only its own grade), gets a sensible verdict, and the batch always finishes. Plus direct probes of the worker's
+isolation, and the command line's answers to careless use.
+
+Attacks on the grader itself (issue 17), graded in the same batch as the attacks on a question:
+
+- code that runs while the notebook loads forges frames on the worker's channel (a list where a name belongs,
+  JSON nested 100 000 deep, forged load errors, outputs too large for one frame or for the submission's budget,
+  a ``=HYPERLINK`` message, text UTF-8 cannot encode, a "heartbeat" that never finishes);
+- careless inputs: nbgrader metadata that is a string, a folder name that is not UTF-8, a notebook that is a FIFO,
+  a link (to /dev/zero, to the solution, to another student's notebook, to a root-only file), a linked student
+  folder, a notebook over the size cap;
+- limits: raising the soft memory limit while loading; a process of a foreign uid >= 200000 must survive;
+- working code that used to get zeros: a graded function bound by assignment, a non-literal module constant;
+- the command line: non-positive limits, an ``--out`` that is a file / read-only / full, two graders on one
+  ``--out``;
+- isolation (namespace level): what a worker can see (an allow-list), ``/run/lock`` collusion, a second course copy.
+"""
 from __future__ import annotations
 
 import csv
+import json
+import os
+import shutil
+import subprocess
 import time
+from pathlib import Path
 
+import nbformat
 import pytest
 import torch
 
 from autograder import registry, runner, sandbox
-from autograder.batch import grade_folder
+from autograder.batch import BatchError, grade_folder, lock_out
 from tests.fixtures.fixture_assignment import students
 
 A = students.ASSIGNMENT
 NAMESPACE = sandbox.isolation_level() == sandbox.NAMESPACE
+ROOT = os.geteuid() == 0
 QS = ["add_one", "softmax_rows", "saliency_like", "scale_inplace_", "orthogonal_rows"]
+TIMEOUT, LOAD_TIMEOUT = 5, 4
 
 #: student -> (verdict of add_one, text in its message). Every other question must pass.
 ADD_ONE = {
@@ -38,6 +62,9 @@ ADD_ONE = {
 if NAMESPACE:  # with the process level, the instructor's files stay readable by absolute path
     ADD_ONE["reads_hidden"] = ("wrong values", "max abs error 1")
     ADD_ONE["imports_reference"] = ("wrong values", "max abs error 1")
+    # the worker is pid 1 of its own PID namespace: the kernel drops signals sent to it from inside, so a question
+    # that tries to kill it achieves nothing and its answer counts
+    ADD_ONE["kills_parent"] = ("passed", "all 2 cases passed")
 #: Submissions that cannot load at all: every question lost, with this verdict and message.
 WHOLE = {
     "exit_at_import": ("crashed", "could not be loaded: the process exited with code 3"),
@@ -54,8 +81,114 @@ FORK_BOMB = students._add_one("import os\nwhile True:\n    try:\n        os.fork
                               "        pass")
 
 
+#: Code run at load time (a class body) that finds the worker's channel and writes frames on it.
+FORGE = """
+class Forge:
+    import json, os, struct, sys
+    f = sys._getframe()
+    fd = None
+    while f is not None:
+        fd = f.f_locals.get("out_fd", fd)
+        f = f.f_back
+    plan = json.load(open("plan.json"))
+    names = {q["id"]: [c["name"] for c in q["cases"]] for q in plan["questions"]}
+
+    def send(header, payload=b"", fd=fd, json=json, os=os, struct=struct):
+        data = header if isinstance(header, bytes) else json.dumps(header).encode()
+        view = memoryview(struct.pack(">II", len(data), len(payload)) + data + payload)
+        while view:
+            view = view[os.write(fd, view):]
+"""
+
+
+def _forge(body: str, base: dict | None = None) -> dict:
+    """A correct notebook (or ``base``) plus a load-time cell that forges frames (``body`` runs in the class)."""
+    code = FORGE + "".join(f"    {line}\n" for line in body.strip("\n").splitlines())
+    base = dict(students.CORRECT if base is None else base)
+    return {**base, "cells": [*base.get("cells", []), code]}
+
+
+HYPERLINK = '=HYPERLINK("http://evil.example/", "click me")'
+
+#: student -> notebook; each forgery ends in its own verdict (see the tests below).
+FORGED = {
+    # a "loaded" frame with a list where a question name belongs, then a "missing" frame naming a list
+    "forged_list_question": _forge('send({"type": "loaded", "question": [1, 2], "errors": {}})\n'
+                                   'send({"type": "missing", "question": [1, 2]})'),
+    # a header nested 100 000 deep
+    "forged_deep_json": _forge('send(b"[" * 100000 + b"]" * 100000)'),
+    # load errors keyed by something that is not a cell number (and a missing function that would look them up)
+    "forged_errors": _forge('send({"type": "loaded", "errors": {"x": "y", "1": 2}})',
+                            {**students.CORRECT, "add_one": "# I gave up\n"}),
+    # one output larger than any honest output can be (the worker refuses more than 64 MB)
+    "forged_huge_frame": _forge('send({"type": "loaded", "errors": {}})\n'
+                                'send({"type": "case", "question": "add_one", "case": names["add_one"][0], '
+                                '"status": "ok"}, bytes(70 << 20))'),
+    # outputs under the frame cap but over the submission's budget (128 MB): the third is refused
+    "forged_budget": _forge('send({"type": "loaded", "errors": {}})\n'
+                            'for q, c in [("add_one", 0), ("add_one", 1), ("softmax_rows", 0)]:\n'
+                            '    send({"type": "case", "question": q, "case": names[q][c], "status": "ok"}, '
+                            'bytes(60 << 20))'),
+    # a forged message that is a spreadsheet formula
+    "forged_formula": _forge('send({"type": "loaded", "errors": {}})\n'
+                             'for c in names["add_one"]:\n'
+                             f'    send({{"type": "case", "question": "add_one", "case": c, "status": "odd", '
+                             f'"message": {HYPERLINK!r}}})'),
+    # messages with a lone surrogate (valid JSON, not encodable as UTF-8: SQLite, the CSV and HTML would fail)
+    "forged_surrogate": _forge('send(b\'{"type": "loaded", "errors": {}}\')\n'
+                               'for c in names["add_one"]:\n'
+                               '    send(b\'{"type": "case", "question": "add_one", "case": "\' + c.encode() + '
+                               'b\'", "status": "odd", "message": "bad \\\\udce9 text"}\')'),
+    # claims "loaded", then sends a frame every 0.2 s forever (and never loads)
+    "heartbeat": _forge('import time\nsend({"type": "loaded", "errors": {}})\nwhile True:\n'
+                        '    send({"type": "hello", "isolation": {}})\n    time.sleep(0.2)'),
+}
+
+#: Working code the grader used to give zeros.
+WORKING = {
+    "aliased": {**students.CORRECT,
+                "add_one": "def _impl(x):\n    return x + 1\n\nadd_one = _impl\n",
+                "softmax_rows": "softmax_rows = lambda x: (x - x.max(1, keepdim=True).values).softmax(1)\n"},
+    "non_literal_constant": {**students.CORRECT, "add_one": (
+        "import torch\nONE = torch.tensor(1.0)\nSHIFT = ONE * 0\n\n"
+        "def add_one(x):\n    return x + ONE + SHIFT\n\nprint('a demo line that must not run at grading')\n"
+        "DEMO = add_one(torch.zeros(2)) / 0 if False else None\n")},
+    # a demo assignment nothing needs still never runs (it would take the load time limit)
+    "slow_demo_assignment": {**students.CORRECT, "cells": ["import time\nwaited = time.sleep(60)\n"]},
+    # an extra assignment that fails costs nothing else in its cell
+    "failing_constant": {**students.CORRECT, "add_one": (
+        "import torch\nBROKEN = torch.tensor(undefined_name)\n\ndef add_one(x):\n    return x + 1\n\n"
+        "def uses_broken():\n    return BROKEN\n")},
+    # raising the soft address-space limit while loading: the hard limit (2 x --memory-mb) still holds
+    "raises_memory_limit": {**students.CORRECT, "add_one": "def add_one(x):\n    return x + 1 + Grab.got\n",
+                            "cells": ["class Grab:\n    import mmap, resource\n"
+                                      "    soft, hard = resource.getrlimit(resource.RLIMIT_AS)\n"
+                                      "    resource.setrlimit(resource.RLIMIT_AS, (hard, hard))\n"
+                                      "    try:\n        m = mmap.mmap(-1, 3 * 2048 << 20, flags=mmap.MAP_PRIVATE)\n"
+                                      "        got = 1\n    except (OSError, MemoryError, ValueError):\n"
+                                      "        got = 0\n"]},
+    "meta_tensor": {**students.CORRECT, "add_one": "def add_one(x):\n    return (x + 1).to('meta')\n"},
+}
+
+
+def _notebook_with_string_metadata() -> str:
+    nb = json.loads(nbformat.writes(students.notebook(students.CORRECT)))
+    for cell in nb["cells"]:
+        if cell["cell_type"] == "code" and (cell["metadata"].get("nbgrader") or {}).get("grade_id") == "add_one":
+            cell["metadata"]["nbgrader"] = "add_one"
+    nb["cells"].append({"cell_type": "code", "id": "odd-cell", "metadata": {"nbgrader": ["odd"]}, "source": ["x = 1\n"],
+                        "outputs": [], "execution_count": None})
+    return json.dumps(nb)
+
+
+NON_UTF8 = os.fsdecode(b"caf\xe9_windows_zip")
+FORMULA_STUDENT = "=1+1"
+FOREIGN_UID = sandbox.UID_BASE + 1  # pid 1 never runs under it: the old orphan sweep killed whatever did
+
+
 @pytest.fixture(scope="module")
-def batch(tmp_path_factory):
+def graded(tmp_path_factory):
+    """One batch for the whole corpus: the attacks on a question and the attacks on the grader."""
     registry.register(students.QUESTIONS)
     root = tmp_path_factory.mktemp("hostile")
     variants = {name: students.HOSTILE[name] for name in [*ADD_ONE, *WHOLE]}
@@ -63,24 +196,66 @@ def batch(tmp_path_factory):
     if NAMESPACE:
         variants["kills_everything"] = KILLS_EVERYTHING
         variants["fork_bomb"] = FORK_BOMB
+    variants.update({**FORGED, **WORKING, "string_metadata": _notebook_with_string_metadata(),
+                     NON_UTF8: students.VARIANTS["correct"], FORMULA_STUDENT: students.VARIANTS["correct"]})
     students.write_class(root, variants)
+    nb_path = lambda s: root / s / A / f"{A}.ipynb"  # noqa: E731
+    shadow = root.parent / "root_only.txt"
+    shadow.write_text("root:$6$secret-hash:19000:0:99999:7:::\n")
+    os.chmod(shadow, 0o600)
+    links = {"link_dev_zero": "/dev/zero", "link_solution": str(students.SOLUTION),
+             "link_other_student": str(nb_path("correct")), "link_root_only": str(shadow)}
+    for student, target in links.items():
+        nb_path(student).parent.mkdir(parents=True)
+        os.symlink(target, nb_path(student))
+    nb_path("fifo").parent.mkdir(parents=True)
+    os.mkfifo(nb_path("fifo"))
+    nb_path("too_large").parent.mkdir(parents=True)
+    with open(nb_path("too_large"), "wb") as f:
+        f.truncate(65 << 20)  # sparse: costs no disk
+    os.symlink(root / "correct", root / "linked_student_folder")
+    everyone = set(variants) | set(links) | {"fifo", "too_large", "linked_student_folder"}
+    foreign = None
+    if ROOT:  # a process of someone else's (say, an SSSD user's) uid >= 200000, started before the grader
+        foreign = subprocess.Popen(["sleep", "300"], user=FOREIGN_UID, group=FOREIGN_UID, start_new_session=True)
     out = tmp_path_factory.mktemp("out")
     t0 = time.monotonic()
-    summary = grade_folder(root, out, assignment=A, workers=2, timeout=5, load_timeout=4, progress=False,
-                           log=lambda s: None)
-    elapsed = time.monotonic() - t0
-    with open(out / "grades.csv", newline="") as f:
+    try:
+        summary = grade_folder(root, out, assignment=A, workers=3, timeout=TIMEOUT, load_timeout=LOAD_TIMEOUT,
+                               progress=False, log=lambda s: None)
+        elapsed = time.monotonic() - t0
+        foreign_alive = foreign is None or foreign.poll() is None
+    finally:
+        if foreign is not None:
+            foreign.kill()
+            foreign.wait()
+    with open(out / "grades.csv", newline="", encoding="utf-8") as f:
         rows = {(r["student"], r["question"]): r for r in csv.DictReader(f)}
-    return summary, rows, elapsed, variants
+    return {"summary": summary, "rows": rows, "elapsed": elapsed, "everyone": everyone,
+            "foreign_alive": foreign_alive, "out": out}
+
+
+@pytest.fixture(scope="module")
+def batch(graded):
+    return graded["summary"], graded["rows"], graded["elapsed"], graded["everyone"]
+
+
+@pytest.fixture(scope="module")
+def more(graded):
+    g = graded
+    return g["summary"], g["rows"], g["elapsed"], g["everyone"], g["foreign_alive"], g["out"]
 
 
 pytestmark = pytest.mark.slow
 
 
 def test_batch_finishes_and_grades_everyone(batch):
-    summary, rows, elapsed, variants = batch
-    assert summary.graded == len(variants) and not summary.failed
-    assert {s for s, _ in rows} == set(variants)
+    summary, rows, elapsed, everyone = batch
+    printable = {s if s != NON_UTF8 else "caf\\xe9_windows_zip" for s in everyone}
+    printable = {("'" + s if s[:1] in "=+-@" else s) for s in printable}
+    assert summary.graded == len(everyone) and not summary.failed, summary.failed
+    assert {s for s, _ in rows} == printable
+    assert all(rows[("correct", q)]["verdict"] == "passed" for q in QS)
     assert elapsed < 150
 
 
@@ -107,8 +282,9 @@ def test_unloadable_submission_loses_everything_and_nothing_else(batch, student)
 @pytest.mark.skipif(not NAMESPACE, reason="needs the namespace isolation level (root on Linux)")
 def test_killing_every_process_hurts_nobody_else(batch):
     rows = batch[1]
-    # it can only kill its own worker (same private uid): the grader, other workers and pytest survive
-    assert rows[("kills_everything", "add_one")]["verdict"] == "crashed"
+    # it sees only its own PID namespace, whose pid 1 (its worker) ignores signals from inside: the grader, other
+    # workers and pytest survive, and so does its own worker
+    assert rows[("kills_everything", "add_one")]["verdict"] == "passed"
     assert all(rows[("kills_everything", q)]["verdict"] == "passed" for q in QS[1:])
     assert all(rows[("correct", q)]["verdict"] == "passed" for q in QS)
 
@@ -133,11 +309,13 @@ PROBE = '''def add_one(x):
         flags.append(True)
     except OSError:
         flags.append(False)
-    try:
-        os.kill(1, 0)
-        flags.append(True)
-    except OSError:
-        flags.append(False)
+    host = False
+    for pid in os.listdir("/proc"):
+        try:
+            host = host or b"pytest" in open("/proc/%s/cmdline" % pid, "rb").read()
+        except OSError:
+            pass
+    flags.append(host)
     try:
         socket.create_connection(("1.1.1.1", 53), timeout=1).close()
         flags.append(True)
@@ -152,8 +330,15 @@ PROBE = '''def add_one(x):
 '''
 
 
+@pytest.fixture(scope="module")
+def probe_session():
+    """One grader session (one fork server) for the direct probes of the namespace level."""
+    with runner.Session(timeout=10) as session:
+        yield session
+
+
 @pytest.mark.skipif(not NAMESPACE, reason="needs the namespace isolation level (root on Linux)")
-def test_worker_sees_no_instructor_file_and_cannot_undo_its_isolation(tmp_path):
+def test_worker_sees_no_instructor_file_and_cannot_undo_its_isolation(tmp_path, probe_session):
     entry = registry.register(students.QUESTIONS)
     q = entry.assignment.question("add_one")
     hidden = entry.case_path(q, q.cases[1])
@@ -163,13 +348,12 @@ def test_worker_sees_no_instructor_file_and_cannot_undo_its_isolation(tmp_path):
     assert all(__import__("os").path.exists(p) for p in paths)
     nb = students.write_submission(tmp_path / "submitted", "prober",
                                    {**students.CORRECT, "add_one": PROBE.format(paths=paths, repo=str(students.REPO))})
-    with runner.Session(timeout=10, hide=[str(tmp_path / "submitted")]) as session:
-        info: dict = {}
-        results = session.grade(nb, entry, info)
+    info: dict = {}
+    results = probe_session.grade(nb, entry, info)
     assert info["isolation"] == "namespace"
     flags = results[0].cases[0].output["out"]
     names = ["reference pkg", "hidden file", "solution", ".git", "other submission", "root uid", "umount",
-             "parent fds", "signal pid 1", "network", "import utils.reference"]
+             "parent fds", "sees host processes", "network", "import utils.reference"]
     assert dict(zip(names, flags.tolist())) == dict.fromkeys(names, 0.0)
 
 
@@ -184,3 +368,233 @@ def test_without_the_namespace_the_attacks_are_real(tmp_path):
     assert info["isolation"] == "process"
     assert results[0].verdict == "passed"
     assert torch.is_tensor(results[0].cases[0].output["out"])
+
+
+# -- attacks on the grader itself (issue 17) -------------------------------------------------------------------------
+
+
+
+def _all(rows, student, verdict, text):
+    for q in QS:
+        r = rows[(student, q)]
+        assert r["verdict"] == verdict and float(r["points"]) == 0 and text in r["message"], r
+
+
+@pytest.mark.parametrize("student", ["forged_list_question", "forged_deep_json", "forged_errors",
+                                     "forged_huge_frame"])
+def test_forged_frames_at_load_cost_only_that_student(more, student):
+    _all(more[1], student, "crashed", "its results could not be read")
+
+
+def test_outputs_over_the_submission_budget_are_refused(more):
+    rows = more[1]
+    assert "larger than 128 MB in total" in rows[("forged_budget", "softmax_rows")]["message"]
+    for q in QS[2:]:
+        assert rows[("forged_budget", q)]["verdict"] == "passed"
+
+
+def test_messages_that_utf8_cannot_encode_are_stored(more):
+    rows = more[1]
+    r = rows[("forged_surrogate", "add_one")]
+    assert r["verdict"] == "error" and r["message"].startswith("bad ") and r["message"].endswith(" text"), r
+    assert all(rows[("forged_surrogate", q)]["verdict"] == "passed" for q in QS[1:])
+
+
+def test_heartbeat_cannot_hold_its_slot(more):
+    rows, elapsed = more[1], more[2]
+    _all(rows, "heartbeat", "timeout", "")
+    # one question's wait (timeout + 10 s slack) after the forged "loaded": ~15 s. Before, each frame restarted the
+    # wait and each question got a fresh worker: 108 s for this student alone (5 x 20 s + loads); the whole batch
+    # takes about 50 s.
+    assert elapsed < 100
+
+
+def test_csv_cells_cannot_start_a_formula(more):
+    rows, out = more[1], more[5]
+    assert rows[("forged_formula", "add_one")]["message"] == "'" + HYPERLINK
+    assert all(rows[("forged_formula", q)]["verdict"] == "passed" for q in QS[1:])
+    assert all(rows[("'" + FORMULA_STUDENT, q)]["verdict"] == "passed" for q in QS)
+    text = (out / "grades.csv").read_text(encoding="utf-8")
+    assert not any(cell[:1] in "=+-@" for line in text.splitlines()[1:] for cell in next(csv.reader([line])))
+
+
+@pytest.mark.parametrize("student", ["string_metadata", "caf\\xe9_windows_zip", "aliased", "non_literal_constant",
+                                     "slow_demo_assignment", "failing_constant", "raises_memory_limit"])
+def test_careless_or_unusual_but_working_notebooks_get_full_marks(more, student):
+    rows = more[1]
+    assert all(rows[(student, q)]["verdict"] == "passed" for q in QS), [rows[(student, q)] for q in QS]
+
+
+def test_only_what_graded_functions_need_runs_at_load():
+    """Non-literal assignments run when a graded function needs them (bound to its name, read by it or by what it
+    calls, or read by a definition when it runs); a demo global that only an ungraded helper reads never runs."""
+    from autograder import extract
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in [
+        "import torch\nnet = load_big_model()\nSCALE = torch.tensor(2.0)\ndef helper(x):\n    return net(x)\n",
+        "def f(x, s=DEFAULT):\n    return x * SCALE\nDEFAULT = make_default()\ng = f\nplot(net)\nk = 3\n"]])
+    cells = extract.extract_cells(nb)
+    extract.select(cells, {"g"})
+    assert (cells[0].keep, cells[0].soft) == ([0, 2, 3], [2])        # not `net = load_big_model()`
+    assert (cells[1].keep, cells[1].soft) == ([0, 1, 2, 4], [1, 2])  # not `plot(net)`
+
+
+def test_meta_tensor_is_a_wrong_type(more):
+    r = more[1][("meta_tensor", "add_one")]
+    assert r["verdict"] == "wrong type" and "meta" in r["message"], r
+
+
+@pytest.mark.parametrize("student, text", [
+    ("link_dev_zero", "symbolic link"), ("link_solution", "symbolic link"), ("link_other_student", "symbolic link"),
+    ("link_root_only", "symbolic link"), ("linked_student_folder", "is a symbolic link"),
+    ("fifo", "a FIFO, not a regular file"), ("too_large", "larger than 64 MB")])
+def test_links_fifos_and_huge_files_are_refused(more, student, text):
+    rows = more[1]
+    _all(rows, student, "error", text)
+    assert not any("secret-hash" in rows[(student, q)]["message"] for q in QS)
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to run a process under a foreign uid")
+def test_foreign_processes_are_never_signalled(more):
+    assert more[4], "the grader killed a process it did not start"
+
+
+# -- the command line and the output folder (no grading needed) -----------------------------------------------------
+
+def _one_student(tmp_path) -> Path:
+    registry.register(students.QUESTIONS)
+    return students.write_class(tmp_path / "sub", {"someone": students.VARIANTS["correct"]})
+
+
+@pytest.mark.parametrize("flag", ["--timeout", "--load-timeout", "--memory-mb", "--workers"])
+@pytest.mark.parametrize("value", ["0", "-1"])
+def test_non_positive_limits_are_rejected(tmp_path, capsys, flag, value):
+    from autograder.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["grade", str(tmp_path), "--out", str(tmp_path / "o"), flag, value])
+    assert exc.value.code == 2 and "must be a positive number" in capsys.readouterr().err
+    with pytest.raises(BatchError, match="must be a positive number"):
+        grade_folder(_one_student(tmp_path), tmp_path / "o", timeout=-1)
+
+
+def test_out_that_is_a_file_gives_a_clear_error(tmp_path, capsys):
+    from autograder.cli import main
+
+    sub = _one_student(tmp_path)
+    (tmp_path / "afile").write_text("x")
+    for out in (tmp_path / "afile", tmp_path / "afile" / "below"):
+        assert main(["grade", str(sub), "--out", str(out), "--assignment", A, "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: cannot write to the output folder") and "Traceback" not in err, err
+
+
+def test_two_graders_on_one_out_are_refused(tmp_path):
+    sub = _one_student(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    held = lock_out(out)  # another grader, running
+    try:
+        with pytest.raises(BatchError, match="another grader is writing to"):
+            grade_folder(sub, out, assignment=A, progress=False, log=lambda s: None)
+    finally:
+        held.close()
+    assert not (out / "grades.sqlite").exists()
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root to mount a small file system")
+@pytest.mark.parametrize("options", ["size=64k", "ro"])
+def test_full_or_read_only_disk_gives_a_clear_error(tmp_path, capsys, options):
+    from autograder.cli import main
+
+    sub = _one_student(tmp_path)
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)], check=True)
+    try:
+        if options != "ro":
+            with open(disk / "filler", "wb") as f:
+                try:
+                    f.write(bytes(1 << 20))
+                except OSError:
+                    pass
+        assert main(["grade", str(sub), "--out", str(disk / "out"), "--assignment", A, "--no-progress"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("error: cannot write to the output folder") and "Traceback" not in err, err
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_disk_full_while_grading_gives_a_clear_error(tmp_path, monkeypatch):
+    import errno
+
+    from autograder import feedback
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(feedback, "write", full)
+    with pytest.raises(BatchError, match="cannot write to the output folder .*: No space left on device"):
+        grade_folder(_one_student(tmp_path), tmp_path / "out", assignment=A, timeout=5, progress=False,
+                     log=lambda s: None)
+
+
+# -- isolation: what a worker can see --------------------------------------------------------------------------------
+
+PUBLISH = '''def add_one(x):
+    import os
+    for folder in ["/run/lock", "/tmp", "/var/tmp", "/dev/shm", os.path.expanduser("~"), "."]:
+        try:
+            with open(os.path.join(folder, "{token}"), "w") as f:
+                f.write("x + 1")
+        except OSError:
+            pass
+    return x + 1
+'''
+COPY = '''def add_one(x):
+    import glob
+    found = [p for folder in ["/run/lock", "/tmp", "/var/tmp", "/dev/shm", "/root", "/home/*", "."]
+             for p in glob.glob(folder + "/**/{token}", recursive=True)]
+    return x + 1 if not found else x + 2
+'''
+SEES = '''def add_one(x):
+    import os, torch
+    flags = []
+    for path in {paths!r}:
+        flags.append(os.path.exists(path))
+    procs = [p for p in os.listdir("/proc") if p.isdigit()]
+    flags.append(len(procs) > 10)
+    flags.append(os.path.exists("/proc/1/cmdline") and b"python" not in open("/proc/1/cmdline", "rb").read())
+    return torch.tensor(flags, dtype=torch.float32)
+'''
+
+
+@pytest.mark.skipif(not NAMESPACE, reason="needs the namespace isolation level (root on Linux)")
+def test_worker_sees_an_allow_list_and_students_cannot_collude(tmp_path, probe_session):
+    entry = registry.register(students.QUESTIONS)
+    q = entry.assignment.question("add_one")
+    backup = Path("/opt") / f"course_backup_test_{os.getpid()}"  # an instructor's copy outside every hidden path
+    try:
+        shutil.copytree(students.REPO / "utils" / "reference", backup / "utils" / "reference")
+        hidden = backup / "hidden" / entry.case_path(q, q.cases[1]).name
+        hidden.parent.mkdir(parents=True)
+        shutil.copy(entry.case_path(q, q.cases[1]), hidden)
+        paths = [str(backup / "utils" / "reference" / "__init__.py"), str(hidden), "/run/lock", "/etc/passwd",
+                 "/home", str(students.REPO / "utils"), "/opt", "/srv", "/mnt", "/root/.bashrc"]
+        names = ["backup reference", "backup hidden case", "/run/lock", "/etc/passwd", "/home", "repository",
+                 "/opt", "/srv", "/mnt", "home folder", "host processes", "host init"]
+        sub = tmp_path / "sub"
+        token = f"answers_from_alice_{os.getpid()}"
+        alice = students.write_submission(sub, "alice", {**students.CORRECT, "add_one": PUBLISH.format(token=token)})
+        bob = students.write_submission(sub, "bob", {**students.CORRECT, "add_one": COPY.format(token=token)})
+        prober = students.write_submission(sub, "prober", {**students.CORRECT, "add_one": SEES.format(paths=paths)})
+        assert probe_session.grade(alice, entry)[0].verdict == "passed"
+        bob_result = probe_session.grade(bob, entry)[0]
+        info: dict = {}
+        flags = probe_session.grade(prober, entry, info)[0].cases[0].output["out"]
+        assert info["isolation"] == "namespace"
+        assert bob_result.verdict == "passed", bob_result  # x + 2 had it found alice's file
+        assert dict(zip(names, flags.tolist())) == dict.fromkeys(names, 0.0)
+        assert not any(Path(p, token).exists() for p in ["/run/lock", "/tmp", "/var/tmp", "/dev/shm"])
+    finally:
+        shutil.rmtree(backup, ignore_errors=True)
