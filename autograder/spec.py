@@ -93,7 +93,8 @@ class Mistake:
     """A typical wrong answer, as data. ``function`` is the dotted path (``"package.module:name"``) of a function
     with the graded function's signature that makes the mistake; it is called like the student's function, on the
     same inputs, in the grader's process only, and is looked up lazily, so it may live in instructor-only code
-    (``utils.reference.mistakes``). When a wrong answer matches its output, the message says ``hint``."""
+    (the technique's module in ``utils.reference``). When a wrong answer matches its output, the message says
+    ``hint``."""
 
     name: str
     hint: str

@@ -82,11 +82,11 @@ _REPEAT = {"repeat": 3}
 SALIENCY = Question(
     id="compute_saliency_maps", points=3, build=build_saliency,
     mistakes=[Mistake("softmax probability", "you took the gradient of the softmax probability; differentiate the raw score s_y (the logit, before softmax)",
-                      "utils.reference.mistakes:saliency_softmax_probability"),
+                      "utils.reference.saliency:saliency_softmax_probability"),
               Mistake("no absolute value", "the map is the max over channels of the gradient's absolute value; take .abs() before the max",
-                      "utils.reference.mistakes:saliency_signed_gradient"),
+                      "utils.reference.saliency:saliency_signed_gradient"),
               Mistake("sum over channels", "you summed |gradient| over the colour channels; the map takes the max over channels",
-                      "utils.reference.mistakes:saliency_sum_over_channels")],
+                      "utils.reference.saliency:saliency_sum_over_channels")],
     description="|d s_y / d X| maxed over channels, raw score, any batch size",
     cases=[Case("public_n2_16px", seed=0, public=True, params={"n": 2, "size": 16}),
            # N = 1 in public too: a quarter of real answers fail only on one image, through .squeeze()
@@ -99,9 +99,9 @@ SALIENCY = Question(
 CLASS_STEP = Question(
     id="class_visualization_update_step", points=3, build=build_class_step, inplace="img", **_REPEAT,
     mistakes=[Mistake("unnormalized step", "the step is learning_rate * g; divide it by the gradient's L2 norm, learning_rate * g / ||g||",
-                      "utils.reference.mistakes:class_step_unnormalized"),
+                      "utils.reference.class_visualization:class_step_unnormalized"),
               Mistake("L2 penalty added", "you climbed s_y + l2_reg ||img||^2; the penalty is subtracted: s_y - l2_reg ||img||^2",
-                      "utils.reference.mistakes:class_step_l2_added")],
+                      "utils.reference.class_visualization:class_step_l2_added")],
     description="img += lr * g / ||g||, g = grad of s_y - l2_reg ||img||^2",
     cases=[Case("public_16px", seed=0, public=True, params={"size": 16, "l2_reg": 3e-4, "learning_rate": 1.0}),
            Case("hidden_24px", seed=111, params={"size": 24, "l2_reg": 2e-4, "learning_rate": 2.0}),

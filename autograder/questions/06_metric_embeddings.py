@@ -252,7 +252,7 @@ SEMI_HARD = PropertyCheck(properties=[Property("integer (T, 3) indices", _intege
 PAIRWISE = Question(
     id="pairwise_distances", points=2, build=build_pairwise_distances,
     mistakes=[Mistake("always squared", "you return squared distances even when squared=False; take the square root (with a clamp so duplicate rows keep a finite gradient)",
-                      "utils.reference.mistakes:pairwise_distances_always_squared")],
+                      "utils.reference.metric_learning:pairwise_distances_always_squared")],
     description="(N, N) Euclidean (or squared) distances, exact zero diagonal, safe sqrt",
     cases=[Case("public_n6_d4", seed=0, public=True, params={"n": 6, "dim": 4, "squared": False}),
            Case("hidden_n1", seed=601, params={"n": 1, "dim": 3, "squared": False}, weight=0.5),
@@ -278,9 +278,9 @@ RECALL = Question(
 CONTRASTIVE = Question(
     id="contrastive_loss", points=2, build=build_contrastive,
     mistakes=[Mistake("y flipped", "you read y = 1 as similar; in Hadsell et al.'s loss y = 0 means similar and y = 1 dissimilar",
-                      "utils.reference.mistakes:contrastive_y_flipped"),
+                      "utils.reference.metric_learning:contrastive_y_flipped"),
               Mistake("squared distance", "you used the squared distance where D belongs; D is the plain Euclidean distance (also inside the hinge)",
-                      "utils.reference.mistakes:contrastive_squared_distance")],
+                      "utils.reference.metric_learning:contrastive_squared_distance")],
     description="Hadsell et al.: Y=0 similar, Y=1 dissimilar, plain Euclidean D, mean over pairs",
     cases=[Case("public_n8_d4", seed=0, public=True, params={"n": 8, "dim": 4, "margin": 1.0}),
            Case("hidden_n13_d6_m05", seed=621, params={"n": 13, "dim": 6, "margin": 0.5}),
@@ -293,7 +293,7 @@ CONTRASTIVE = Question(
 TRIPLET = Question(
     id="triplet_loss", points=1, build=build_triplet,
     mistakes=[Mistake("squared distances", "you used squared distances; the lecture's triplet loss uses plain Euclidean distances",
-                      "utils.reference.mistakes:triplet_squared_distances")],
+                      "utils.reference.metric_learning:triplet_squared_distances")],
     description="mean of max(0, ||a-p|| - ||a-n|| + margin), plain Euclidean distances",
     cases=[Case("public_n6_d4", seed=0, public=True, params={"n": 6, "dim": 4, "margin": 1.0}),
            Case("hidden_n11_d8_m03", seed=631, params={"n": 11, "dim": 8, "margin": 0.3}),

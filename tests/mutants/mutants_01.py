@@ -11,7 +11,8 @@ import copy
 import torch
 import torch.nn.functional as F
 
-from utils.reference import mistakes as K
+from utils.reference.class_visualization import class_step_l2_added, class_step_unnormalized
+from utils.reference.saliency import saliency_signed_gradient, saliency_softmax_probability, saliency_sum_over_channels
 
 # ------------------------------------------------------------------------------------------------- saliency
 
@@ -300,10 +301,10 @@ def neuron_loop_layers(img, model, layer_index, channel, l2_reg, learning_rate):
 
 WRONG = {
     "compute_saliency_maps": {
-        "softmax_probability": K.saliency_softmax_probability,
+        "softmax_probability": saliency_softmax_probability,
         "log_softmax": sal_log_softmax,
-        "signed_gradient": K.saliency_signed_gradient,
-        "sum_over_channels": K.saliency_sum_over_channels,
+        "signed_gradient": saliency_signed_gradient,
+        "sum_over_channels": saliency_sum_over_channels,
         "mean_over_channels": sal_mean_channels,
         "hardcoded_batch": sal_hardcoded_batch,
         "all_scores": sal_all_scores,
@@ -312,8 +313,8 @@ WRONG = {
     },
     "class_visualization_update_step": {
         "descent": cls_descent,
-        "no_normalization": K.class_step_unnormalized,
-        "l2_wrong_sign": K.class_step_l2_added,
+        "no_normalization": class_step_unnormalized,
+        "l2_wrong_sign": class_step_l2_added,
         "no_grad_reset": cls_no_grad_reset,
         "l2_not_squared": cls_l2_not_squared,
         "log_softmax": cls_softmax,

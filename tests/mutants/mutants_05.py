@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from utils.reference import mistakes as K
+from utils.reference.fooling import fooling_step_one_norm_for_the_batch, fooling_step_softmax_probability, fooling_step_unnormalized
 
 
 def _clamp(X, bounds):
@@ -450,10 +450,10 @@ def unrec_adam(target_y, model, confidence=0.996, X_init=None, learning_rate=1.0
 WRONG = {
     "fooling_step": {
         "descent": step_descent,
-        "softmax_probability": K.fooling_step_softmax_probability,
+        "softmax_probability": fooling_step_softmax_probability,
         "log_softmax": step_log_softmax,
-        "unnormalized": K.fooling_step_unnormalized,
-        "one_norm_for_the_batch": K.fooling_step_one_norm_for_the_batch,
+        "unnormalized": fooling_step_unnormalized,
+        "one_norm_for_the_batch": fooling_step_one_norm_for_the_batch,
         "sign_step": step_sign,
         "mean_abs_normalization": step_mean_abs,
         "no_clamp": step_no_clamp,

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from utils.reference import mistakes as K
+from utils.reference.metric_learning import contrastive_squared_distance, contrastive_y_flipped, pairwise_distances_always_squared, triplet_squared_distances
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -560,7 +560,7 @@ def npair_logsumexp(anchors, positives, l2_reg=0.002):
 
 WRONG = {
     "pairwise_distances": {
-        "always_squared": K.pairwise_distances_always_squared,
+        "always_squared": pairwise_distances_always_squared,
         "always_plain": pd_always_plain,
         "manhattan": pd_manhattan,
         "hardcoded_n": pd_hardcoded_n,
@@ -572,8 +572,8 @@ WRONG = {
         "skips_singletons": recall_skips_singletons,
     },
     "contrastive_loss": {
-        "y_flipped": K.contrastive_y_flipped,
-        "squared_distance": K.contrastive_squared_distance,
+        "y_flipped": contrastive_y_flipped,
+        "squared_distance": contrastive_squared_distance,
         "margin_outside_square": contrastive_margin_outside_square,
         "hinge_not_squared": contrastive_hinge_not_squared,
         "mean_nonzero": contrastive_mean_nonzero,
@@ -581,7 +581,7 @@ WRONG = {
         "hardcoded_batch": contrastive_hardcoded_batch,
     },
     "triplet_loss": {
-        "squared": K.triplet_squared_distances,
+        "squared": triplet_squared_distances,
         "margin_outside_hinge": triplet_margin_outside_hinge,
         "mean_nonzero": triplet_mean_nonzero,
         "sum": triplet_sum,

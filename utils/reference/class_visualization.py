@@ -206,3 +206,24 @@ def create_yosinski_visualization(target_y: int, model: nn.Module, card, *, num_
             img.copy_(unjitter(img, ox, oy))
             img.copy_(clamp_to_valid(img, card))
     return img.detach()
+
+
+# ------------------------------------------------------------------------------------------------ known mistakes
+# Typical wrong answers with the graded functions' signatures (not in ``__all__``). The grader runs them on a
+# wrong answer's inputs to name the mistake (``Question.mistakes``); the mutant corpus grades them too.
+
+
+def class_step_unnormalized(img, model, target_y, l2_reg, learning_rate):
+    """``img += learning_rate * g``: the step not divided by the gradient's L2 norm."""
+    objective = model(img)[0, target_y] - l2_reg * img.pow(2).sum()
+    (g,) = torch.autograd.grad(objective, img)
+    with torch.no_grad():
+        img += learning_rate * g
+
+
+def class_step_l2_added(img, model, target_y, l2_reg, learning_rate):
+    """Ascent on ``s_y + l2_reg ||img||^2``: the penalty's sign flipped."""
+    objective = model(img)[0, target_y] + l2_reg * img.pow(2).sum()
+    (g,) = torch.autograd.grad(objective, img)
+    with torch.no_grad():
+        img += learning_rate * g / g.norm()

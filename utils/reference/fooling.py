@@ -263,3 +263,36 @@ def calibrate_fooling(inputs, outputs) -> dict[str, Tensor]:
     return {"lead": torch.tensor(lead[0], dtype=torch.float64),
             "lead_one_more_step": torch.tensor(lead[1], dtype=torch.float64)}
 
+
+# ------------------------------------------------------------------------------------------------ known mistakes
+# Typical wrong answers with the graded functions' signatures (not in ``__all__``). The grader runs them on a
+# wrong answer's inputs to name the mistake (``Question.mistakes``); the mutant corpus grades them too.
+
+
+def _fooling_grad(X, target_y, model, objective):
+    t = torch.as_tensor(target_y, device=X.device).long().reshape(-1).expand(X.shape[0])
+    X = X.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(objective(model(X), t), X)
+    return g
+
+
+def _clamped(X, bounds):
+    return X if bounds is None else torch.maximum(torch.minimum(X, bounds[1]), bounds[0])
+
+
+def fooling_step_softmax_probability(X, target_y, model, learning_rate=1.0, bounds=None):
+    """Ascent on the softmax probability of the target instead of its raw score."""
+    g = _fooling_grad(X, target_y, model, lambda s, t: s.softmax(dim=1).gather(1, t.view(-1, 1)).sum())
+    return _clamped(X.detach() + learning_rate * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1), bounds)
+
+
+def fooling_step_unnormalized(X, target_y, model, learning_rate=1.0, bounds=None):
+    """``X + learning_rate * g``: the step not divided by the gradient's L2 norm."""
+    g = _fooling_grad(X, target_y, model, lambda s, t: s.gather(1, t.view(-1, 1)).sum())
+    return _clamped(X.detach() + learning_rate * g, bounds)
+
+
+def fooling_step_one_norm_for_the_batch(X, target_y, model, learning_rate=1.0, bounds=None):
+    """One L2 norm for the whole batch instead of one per image."""
+    g = _fooling_grad(X, target_y, model, lambda s, t: s.gather(1, t.view(-1, 1)).sum())
+    return _clamped(X.detach() + learning_rate * g / g.norm(), bounds)

@@ -336,3 +336,35 @@ def recall_at_k(embeddings: torch.Tensor, labels: torch.Tensor, k: int = 1) -> f
     labels = labels.reshape(-1)
     hit = (labels[nearest] == labels[:, None]).any(dim=1)
     return int(hit.sum().item()) / n
+
+
+# ------------------------------------------------------------------------------------------------ known mistakes
+# Typical wrong answers with the graded functions' signatures (not in ``__all__``). The grader runs them on a
+# wrong answer's inputs to name the mistake (``Question.mistakes``); the mutant corpus grades them too.
+
+
+def pairwise_distances_always_squared(E, squared=False):
+    """Squared distances whatever ``squared`` says."""
+    sq = (E.unsqueeze(1) - E.unsqueeze(0)).pow(2).sum(-1)
+    return sq
+
+
+def contrastive_y_flipped(x1, x2, y, margin=1.0):
+    """y = 1 read as 'similar' (Hadsell et al.: y = 0 similar, 1 dissimilar)."""
+    d = (x1 - x2).pow(2).sum(1).sqrt()
+    y = y.float()
+    return (y * 0.5 * d ** 2 + (1 - y) * 0.5 * F.relu(margin - d) ** 2).mean()
+
+
+def contrastive_squared_distance(x1, x2, y, margin=1.0):
+    """The squared distance used where the distance D belongs (also inside the hinge)."""
+    sq = (x1 - x2).pow(2).sum(1)
+    y = y.float()
+    return ((1 - y) * 0.5 * sq + y * 0.5 * F.relu(margin - sq) ** 2).mean()
+
+
+def triplet_squared_distances(anchor, positive, negative, margin=1.0):
+    """Squared distances in the hinge; the lecture's triplet loss uses plain Euclidean distances."""
+    ap = (anchor - positive).pow(2).sum(1)
+    an = (anchor - negative).pow(2).sum(1)
+    return F.relu(ap - an + margin).mean()

@@ -29,3 +29,30 @@ def compute_saliency_maps(X: torch.Tensor, y: torch.Tensor, model: nn.Module) ->
     correct = scores.gather(1, y.view(-1, 1).to(scores.device)).sum()
     (grad,) = torch.autograd.grad(correct, X)
     return grad.abs().amax(dim=1)
+
+
+# ------------------------------------------------------------------------------------------------ known mistakes
+# Typical wrong answers with the graded functions' signatures (not in ``__all__``). The grader runs them on a
+# wrong answer's inputs to name the mistake (``Question.mistakes``); the mutant corpus grades them too.
+
+
+def _class_grad(X, y, model, objective):
+    X = X.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(objective(model(X)), X)
+    return g
+
+
+def saliency_softmax_probability(X, y, model):
+    """Gradient of the softmax probability instead of the raw score."""
+    g = _class_grad(X, y, model, lambda s: s.softmax(dim=1).gather(1, y.view(-1, 1)).sum())
+    return g.abs().amax(dim=1)
+
+
+def saliency_signed_gradient(X, y, model):
+    """Max over channels of the signed gradient (no absolute value)."""
+    return _class_grad(X, y, model, lambda s: s.gather(1, y.view(-1, 1)).sum()).amax(dim=1)
+
+
+def saliency_sum_over_channels(X, y, model):
+    """Sum of |gradient| over the colour channels instead of the max."""
+    return _class_grad(X, y, model, lambda s: s.gather(1, y.view(-1, 1)).sum()).abs().sum(dim=1)
