@@ -69,9 +69,12 @@ def known_mistake(question: Question, case: Case, outputs: Mapping[str, torch.Te
                                        question.repeat, question.optional)
         except Exception:  # noqa: BLE001 - diagnosis is best effort
             continue
-        if status.get("status") == calls.OK and theirs is not None and set(theirs) == set(outputs):
-            if tensor_match(spec, theirs, outputs)[0] == V.PASSED:
-                return mistake
+        if status.get("status") != calls.OK or theirs is None or set(theirs) != set(outputs):
+            continue
+        if not all(bool(torch.isfinite(t).all()) for t in theirs.values() if t.is_floating_point()):
+            continue                                # a NaN tolerance would match any answer
+        if tensor_match(spec, theirs, outputs)[0] == V.PASSED:
+            return mistake
     return None
 
 

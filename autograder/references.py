@@ -28,8 +28,9 @@ def build_case(entry: registry.Entry, question: Question, case: Case) -> casefil
     }
     cf = casefile.CaseFile(meta, tensors)
     fn = entry.reference_function(question)
-    calls.seed_everything(case.seed)
-    outputs = calls.call(fn, casefile.build_args(cf), question.inplace, question.positional, question.repeat)
+    call_args = casefile.build_args(cf)        # first: building a model may draw from the global RNG
+    calls.seed_everything(case.seed)           # then seed, exactly as the graders do right before the call
+    outputs = calls.call(fn, call_args, question.inplace, question.positional, question.repeat)
     for key, value in outputs.items():
         cf.tensors[f"out/{key}"] = value
     meta["outputs"] = list(outputs)

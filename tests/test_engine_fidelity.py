@@ -178,3 +178,12 @@ def test_partial_credit_per_case_adds_up():
     assert question_points(q, {n: 0.75 for n in names}) == pytest.approx(0.75 * q.points)
     assert question_points(q, {names[0]: 0.5}) == pytest.approx(q.points * 0.5 / len(names))
     assert question_points(q, names[:1]) == pytest.approx(q.points / len(names))
+
+
+def test_a_mistake_whose_output_is_not_finite_names_nothing(monkeypatch):
+    entry = registry.get("01_saliency_class_visualization")
+    q = entry.assignment.question("compute_saliency_maps")
+    monkeypatch.setattr(judge, "_resolve", lambda path: lambda X, y, model: torch.full(X.shape[:1] + X.shape[2:],
+                                                                                       float("nan")))
+    results = _grade(entry, q, lambda X, y, model: torch.zeros(X.shape[0], *X.shape[2:]))
+    assert all(r.verdict == V.WRONG_VALUES and "known mistake" not in r.message for r in results)
