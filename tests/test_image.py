@@ -156,3 +156,14 @@ def test_valid_range_and_clamp(name):
     # clamped images deprocess to the extreme pixel values where they were clamped
     img = deprocess(y, card)
     assert img.min() >= 0 and img.max() <= 255
+
+
+def test_preprocess_keeps_a_requested_size():
+    from utils.models import model_card
+
+    card = model_card("shapes")
+    u8 = np.random.default_rng(0).integers(0, 256, size=(2, 24, 24, 3), dtype=np.uint8)
+    x = preprocess(u8, card, size=24)
+    expected = (u8.astype(np.float64) / 255 - np.array(card.mean)) / np.array(card.std)   # by hand, float64
+    assert x.shape == (2, 3, 24, 24)
+    np.testing.assert_allclose(x.permute(0, 2, 3, 1).numpy(), expected, rtol=1e-5, atol=1e-5)

@@ -72,7 +72,8 @@ def _resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
-def preprocess(images, card: ModelCard | None = None, device: torch.device | str | None = None) -> torch.Tensor:
+def preprocess(images, card: ModelCard | None = None, device: torch.device | str | None = None,
+               size: int | None = None) -> torch.Tensor:
     """Turn uint8 RGB images into the normalized float32 input a model expects.
 
     Args:
@@ -80,16 +81,17 @@ def preprocess(images, card: ModelCard | None = None, device: torch.device | str
             arrays (sizes may differ). Torch uint8 tensors with the same layouts are accepted too.
         card: the model's :class:`ModelCard` (default: the bundled model's, ``model_card("shapes")``).
         device: where the result goes (default: where the input is; NumPy input lives on the CPU).
+        size: the side of the result (default ``card.input_size``).
 
-    Non-square images are center-cropped to a square; images not of ``card.input_size`` are resized (bilinear,
+    Non-square images are center-cropped to a square; images not of ``size`` are resized (bilinear,
     anti-aliased when shrinking). Pixels are scaled to [0, 1] and normalized: ``(p / 255 - mean) / std``.
 
     Returns:
-        float32 tensor ``(N, 3, S, S)`` with ``S = card.input_size``.
+        float32 tensor ``(N, 3, S, S)`` with ``S = size``.
     """
     parts = _as_uint8_batch(images)
     card = _card(card)
-    size = int(card.input_size)
+    size = int(size or card.input_size)
     out = []
     for t in parts:
         if device is not None:

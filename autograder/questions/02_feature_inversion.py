@@ -66,12 +66,10 @@ def _bounds() -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _normalize(u8) -> torch.Tensor:
-    """uint8 ``(N, H, W, 3)`` -> float32 ``(N, 3, H, W)`` normalized like the bundled model's inputs (no resizing)."""
-    card = _card()
-    x = torch.as_tensor(u8).permute(0, 3, 1, 2).float() / 255.0
-    mean = torch.tensor(card.mean).view(1, 3, 1, 1)
-    std = torch.tensor(card.std).view(1, 3, 1, 1)
-    return ((x - mean) / std).contiguous()
+    """uint8 ``(N, H, W, 3)`` square images -> normalized float32 ``(N, 3, H, W)`` for the bundled model."""
+    from utils.image import preprocess
+
+    return preprocess(u8, _card(), size=int(u8.shape[1]))
 
 
 def _images(seed: int, n: int, size: tuple[int, int], photo: str | None = None) -> torch.Tensor:
