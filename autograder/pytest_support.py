@@ -28,7 +28,8 @@ def graded():
 @pytest.mark.parametrize("question,case", CASES, ids=[f"{{q}}-{{c}}" for q, c in CASES])
 def test_case(graded, question, case):
     verdict, message = graded[(question, case)]
-    assert verdict == "passed", f"{{verdict}}: {{message}}"
+    if verdict != "passed":
+        pytest.fail(f"{{verdict}}: {{message}}", pytrace=False)
 '''
 
 
@@ -59,5 +60,6 @@ def run(notebook: str | Path, assignment: str, *, timeout: float = runner.DEFAUL
         test_file = Path(tmp) / f"test_{assignment}.py"
         test_file.write_text(TEMPLATE.format(config=json.dumps(config)))
         (Path(tmp) / "pytest.ini").write_text("[pytest]\n")
+        # one line per failing case (its verdict and message), not a traceback each; pytest_args may override
         return int(pytest.main([str(test_file), "-c", str(Path(tmp) / "pytest.ini"), "--rootdir", tmp,
-                                "-p", "no:cacheprovider", *pytest_args]))
+                                "-p", "no:cacheprovider", "--tb=line", "-q", "-rN", *pytest_args]))
