@@ -62,4 +62,4 @@ def run(notebook: str | Path, assignment: str, *, timeout: float = runner.DEFAUL
         (Path(tmp) / "pytest.ini").write_text("[pytest]\n")
         # one line per failing case (its verdict and message), not a traceback each; pytest_args may override
         return int(pytest.main([str(test_file), "-c", str(Path(tmp) / "pytest.ini"), "--rootdir", tmp,
-                                "-p", "no:cacheprovider", "--tb=line", "-rN", *pytest_args]))
+                                "-p", "no:cacheprovider", "--tb=line", "-rf", *pytest_args]))
