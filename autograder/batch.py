@@ -56,6 +56,32 @@ def student_name(raw: str) -> str:
     return text
 
 
+def shard_of(student: str, n: int) -> int:
+    """The shard (0-based, of ``n``) a student belongs to: the SHA-256 of the recorded name (UTF-8) mod ``n``.
+
+    Stable across runs, machines and Python versions (never Python's salted ``hash``), and it depends on the
+    student alone, so adding students never moves existing ones; all of a student's assignments share a shard."""
+    digest = hashlib.sha256(student.encode("utf-8", "backslashreplace")).digest()
+    return int.from_bytes(digest[:8], "big") % n
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)``: shard K of N, 0-based (``0/4`` ... ``3/4``, as Slurm's ``--array=0-3`` and
+    Kubernetes' ``JOB_COMPLETION_INDEX`` count); :class:`BatchError` with the reason otherwise."""
+    k, sep, n = str(text).strip().partition("/")
+    try:
+        if not sep:
+            raise ValueError
+        k_i, n_i = int(k), int(n)
+    except ValueError:
+        raise BatchError(f"--shard must be K/N (shard K of N, 0-based: 0/4 ... 3/4), got {text!r}") from None
+    if n_i < 1:
+        raise BatchError(f"--shard {text}: N (the number of shards) must be at least 1")
+    if not 0 <= k_i < n_i:
+        raise BatchError(f"--shard {text}: K must be 0 ... {n_i - 1} (shards are numbered from 0)")
+    return k_i, n_i
+
+
 def _is_dir(path: Path) -> bool:
     try:
         return path.is_dir()
@@ -72,10 +98,13 @@ class BatchSummary:
     warnings: list[str] = field(default_factory=list)
     isolation: str = ""
     table: str = ""
+    shard: tuple[int, int] = (0, 1)
+    total: int = 0      # submissions this run covered (its shard's share)
 
     @property
     def ok(self) -> bool:
-        return (self.graded + self.reused) > 0
+        """Something was graded or reused; a shard that no student hashes to is fine too (nothing to do)."""
+        return (self.graded + self.reused) > 0 or (self.shard[1] > 1 and self.total == 0)
 
 
 def discover(root: Path, assignment: str | None = None) -> tuple[list[Submission], list[str]]:
@@ -181,12 +210,21 @@ def _grade_one(session: Session, sub: Submission) -> tuple[list[Result], str]:
 def grade_folder(submitted: str | Path, out: str | Path, *, assignment: str | None = None,
                  workers: int | None = None, timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
                  load_timeout: float | None = None, progress: bool = True, hide: Iterable[str | Path] = (),
+                 shard: str | tuple[int, int] | None = None,
                  log: Callable[[str], None] = print) -> BatchSummary:
     """Grade every submission under ``submitted`` into ``out``; resumable; returns a :class:`BatchSummary`.
 
-    Raises :class:`BatchError` when nothing can be graded (missing folder, unknown assignment, no submission)."""
+    ``shard`` (``"K/N"`` or ``(K, N)``, 0-based) grades only the students :func:`shard_of` puts in shard K of N;
+    ``python -m autograder merge`` joins the N outputs. Raises :class:`BatchError` when nothing can be graded
+    (missing folder, unknown assignment, no submission, a bad shard)."""
     submitted, out = Path(submitted), Path(out)
     _check_limits(timeout, memory_mb, load_timeout, workers)
+    if shard is None:
+        shard = (0, 1)
+    elif isinstance(shard, str):
+        shard = parse_shard(shard)
+    else:
+        shard = parse_shard(f"{shard[0]}/{shard[1]}")
     if not submitted.is_dir():
         raise BatchError(f"submissions folder not found: {submitted}")
     if assignment is not None:
@@ -199,6 +237,8 @@ def grade_folder(submitted: str | Path, out: str | Path, *, assignment: str | No
         what = f"for assignment {assignment!r} " if assignment else ""
         raise BatchError(f"no submissions {what}under {submitted} (expected <student>/<assignment>/<assignment>"
                          ".ipynb)" + "".join(f"\n  {w}" for w in warnings))
+    if shard[1] > 1:
+        subs = [s for s in subs if shard_of(s.student, shard[1]) == shard[0]]
     try:
         out.mkdir(parents=True, exist_ok=True)
         lock = lock_out(out)
@@ -206,39 +246,49 @@ def grade_folder(submitted: str | Path, out: str | Path, *, assignment: str | No
         raise _out_error(out, exc) from None
     try:
         return _grade_locked(submitted, out, subs, warnings, workers=workers, timeout=timeout, memory_mb=memory_mb,
-                             load_timeout=load_timeout, progress=progress, hide=hide, log=log)
+                             load_timeout=load_timeout, progress=progress, hide=hide, shard=shard, log=log)
     finally:
         lock.close()
 
 
 def _grade_locked(submitted: Path, out: Path, subs: list[Submission], warnings: list[str], *, workers, timeout,
-                  memory_mb, load_timeout, progress, hide, log) -> BatchSummary:
-    summary = BatchSummary(out, warnings=warnings)
+                  memory_mb, load_timeout, progress, hide, shard=(0, 1), log) -> BatchSummary:
+    summary = BatchSummary(out, warnings=warnings, shard=shard, total=len(subs))
+    keys = {(s.student, s.assignment) for s in subs}
     try:
         store = Store(out / "grades.sqlite")
+        store.begin_batch(keys, shard)
     except (OSError, sqlite3.Error) as exc:
         raise _out_error(out, exc) from None
     workers = max(1, workers or os.cpu_count() or 1)
     level = sandbox.isolation_level()
     summary.isolation = level
     log(f"isolation: {level} ({sandbox.describe(level)})")
+    if shard[1] > 1:
+        log(f"shard {shard[0]}/{shard[1]}: {len({s.student for s in subs})} student(s), {len(subs)} submission(s)")
     for w in warnings:
         log(f"warning: {w}")
     hide = [*hide, str(submitted.resolve()), str(out.resolve())]
     try:
         with Session(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout, hide=hide) as session:
             _grade_all(session, store, subs, summary, out, workers, progress, log)
-        keys = {(s.student, s.assignment) for s in subs}
-        rows = store.question_rows(keys)
-        case_rows = store.case_rows(keys)
-        write_csv(out / "grades.csv", rows)
-        report.write(out, rows, case_rows)
+        rows, case_rows = write_outputs(store, out, keys)
+        store.finish_batch()
     except (OSError, sqlite3.Error) as exc:
         raise _out_error(out, exc, summary.graded) from None
     finally:
         store.close()
     summary.table = report.summary(rows, case_rows)
     return summary
+
+
+def write_outputs(store: Store, out: Path, keys: set[tuple[str, str]]) -> tuple[list[dict], list[dict]]:
+    """``grades.csv`` and the class report for ``keys`` from ``store`` (``grade`` and ``merge`` both end here)."""
+    rows = store.question_rows(keys)
+    case_rows = store.case_rows(keys)
+    write_csv(out / "grades.csv", rows)
+    report.write(out, rows, case_rows)
+    return rows, case_rows
 
 
 def _grade_all(session: Session, store: Store, subs: list[Submission], summary: BatchSummary, out: Path,

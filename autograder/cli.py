@@ -1,8 +1,9 @@
 """Command line: ``python -m autograder <command>``.
 
-Commands: ``references`` (generate case files), ``grade`` (batch-grade a submissions folder), ``pytest`` (one
-notebook, one pytest item per case), ``isolation`` (what isolation student code gets here), ``list`` (assignments
-and questions), ``release`` (student notebooks + student bundle), ``demo`` (the main job on the embedded default).
+Commands: ``references`` (generate case files), ``grade`` (batch-grade a submissions folder, or one shard of it),
+``merge`` (join the shards' outputs), ``pytest`` (one notebook, one pytest item per case), ``isolation`` (what
+isolation student code gets here), ``list`` (assignments and questions), ``release`` (student notebooks + student
+bundle), ``demo`` (the main job on the embedded default).
 ``--questions FILE`` (any command) adds a question file that is not in ``autograder/questions``.
 """
 from __future__ import annotations
@@ -93,16 +94,20 @@ def _grade(p: argparse.ArgumentParser):
     p.add_argument("--hide", action="append", default=[],
                    help="ignored at the namespace level, where workers see an allow-list only (kept for old scripts)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--shard", metavar="K/N",
+                   help="grade only shard K of N (0-based: 0/4 ... 3/4; a student's shard is the SHA-256 of the name "
+                        "mod N, stable when students are added); join the N --out folders with `merge`")
     _limits(p)
 
     def run(args) -> int:
-        from .batch import BatchError, grade_folder
+        from .batch import BatchError, grade_folder, parse_shard
 
         try:
+            shard = parse_shard(args.shard) if args.shard is not None else None
             s = grade_folder(args.submitted, args.out, assignment=args.assignment, workers=args.workers,
                              timeout=args.timeout, memory_mb=args.memory_mb, load_timeout=args.load_timeout,
                              progress=not args.no_progress,
-                             hide=args.hide)
+                             hide=args.hide, shard=shard)
         except BatchError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -112,6 +117,29 @@ def _grade(p: argparse.ArgumentParser):
               f"isolation: {s.isolation}")
         print(f"wrote {args.out / 'grades.csv'}, {args.out / 'report.html'}, {args.out / 'feedback'}/")
         return 0 if s.ok else 1
+    return run
+
+
+@command("merge", "merge the --out folders of `grade --shard K/N` runs into one (grades.csv, feedback, report)")
+def _merge(p: argparse.ArgumentParser):
+    p.add_argument("inputs", type=Path, nargs="+", metavar="OUT_K", help="the --out folder of each shard (all N)")
+    p.add_argument("--out", type=Path, required=True, help="output folder (a new one, not one of the inputs)")
+
+    def run(args) -> int:
+        from .batch import BatchError
+        from .merge import merge
+
+        try:
+            s = merge(args.inputs, args.out)
+        except BatchError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        for w in s.warnings:
+            print(f"warning: {w}", file=sys.stderr)
+        print(s.table)
+        print(f"\nmerged {s.shards} shard(s): {s.submissions} submission(s) of {s.students} student(s)")
+        print(f"wrote {args.out / 'grades.csv'}, {args.out / 'report.html'}, {args.out / 'feedback'}/")
+        return 0
     return run
 
 

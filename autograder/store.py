@@ -3,6 +3,10 @@
 A submission is stored in one transaction (old rows replaced), keyed by (student, assignment) with the SHA-256 of
 the notebook and a fingerprint of the assignment's spec + references + limits; a rerun skips submissions whose
 notebook and fingerprint are unchanged.
+
+Two more tables describe the last ``grade`` run into this store, for ``python -m autograder merge``: ``meta``
+(``shard`` = ``K/N``, 0-based, ``0/1`` when unsharded; ``finished`` = 1 once the run wrote its outputs) and
+``batch`` (the (student, assignment) pairs that run covered, which are what its ``grades.csv`` shows).
 """
 from __future__ import annotations
 
@@ -26,7 +30,18 @@ CREATE TABLE IF NOT EXISTS cases (
     position INTEGER NOT NULL, public INTEGER NOT NULL, points REAL NOT NULL, max_points REAL NOT NULL,
     verdict TEXT NOT NULL, message TEXT NOT NULL,
     PRIMARY KEY (student, assignment, question, name));
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS batch (student TEXT NOT NULL, assignment TEXT NOT NULL, PRIMARY KEY (student, assignment));
 """
+
+#: The columns of each table, in order (``merge`` copies rows between stores with them).
+COLUMNS = {
+    "submissions": ("student", "assignment", "notebook_sha256", "fingerprint", "points", "max_points", "isolation",
+                    "graded_at"),
+    "questions": ("student", "assignment", "question", "position", "points", "max_points", "verdict", "message"),
+    "cases": ("student", "assignment", "question", "name", "position", "public", "points", "max_points", "verdict",
+              "message"),
+}
 
 
 def _text(value: str) -> str:
@@ -69,6 +84,25 @@ class Store:
                     self.db.execute("INSERT INTO cases VALUES (?,?,?,?,?,?,?,?,?,?)",
                                     (*key, r.question, c.case, j, int(c.public), c.points, c.max_points, c.verdict,
                                      _text(c.message)))
+
+    def begin_batch(self, keys: set[tuple[str, str]], shard: tuple[int, int] = (0, 1)) -> None:
+        """Record the run that starts: its shard (``K/N``, 0-based) and the submissions it covers; not finished."""
+        with self.db:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.execute("DELETE FROM batch")
+            self.db.executemany("INSERT INTO batch VALUES (?,?)",
+                                sorted((_text(s), _text(a)) for s, a in keys))
+            self.db.executemany("INSERT OR REPLACE INTO meta VALUES (?,?)",
+                                [("shard", f"{shard[0]}/{shard[1]}"), ("finished", "0")])
+
+    def finish_batch(self) -> None:
+        """The run wrote its outputs (``merge`` refuses a store whose last run did not finish)."""
+        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('finished', '1')")
+
+    def insert_rows(self, table: str, rows: list[tuple]) -> None:
+        """Raw rows in :data:`COLUMNS` order (``merge`` copies a shard's submissions with them)."""
+        marks = ",".join("?" * len(COLUMNS[table]))
+        self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
 
     def submissions(self) -> list[dict]:
         cur = self.db.execute("SELECT * FROM submissions ORDER BY student, assignment")
