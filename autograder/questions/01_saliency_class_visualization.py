@@ -104,7 +104,7 @@ CLASS_STEP = Question(
                       "utils.reference.class_visualization:class_step_l2_added")],
     description="img += lr * g / ||g||, g = grad of s_y - l2_reg ||img||^2",
     cases=[Case("public_16px", seed=0, public=True, params={"size": 16, "l2_reg": 3e-4, "learning_rate": 1.0}),
-           Case("hidden_24px", seed=111, params={"size": 24, "l2_reg": 2e-4, "learning_rate": 2.0}),
+           Case("public_24px", seed=111, params={"size": 24, "l2_reg": 2e-4, "learning_rate": 2.0}, public=True),
            Case("hidden_32px", seed=112, params={"size": 32, "l2_reg": 1e-4, "learning_rate": 0.5}),
            Case("hidden_20px_strong_l2", seed=113, params={"size": 20, "l2_reg": 1e-3, "learning_rate": 1.5})],
     compare=TensorMatch(rtol=1e-4, atol=1e-5))
@@ -113,7 +113,7 @@ BLUR = Question(
     id="blur_image", points=1, build=build_blur,
     description="Gaussian blur, exactly utils.image.blur",
     cases=[Case("public_n2_16px", seed=0, public=True, params={"n": 2, "size": 16, "sigma": 1.0}),
-           Case("hidden_n1_21px", seed=121, params={"n": 1, "size": 21, "sigma": 0.6}),
+           Case("public_n1_21px", seed=121, params={"n": 1, "size": 21, "sigma": 0.6}, public=True),
            Case("hidden_n4_24px", seed=122, params={"n": 4, "size": 24, "sigma": 2.0})],
     compare=TensorMatch(rtol=1e-4, atol=1e-5))
 
@@ -122,7 +122,7 @@ SMALL_NORM = Question(
     description="per image, zero pixels whose channel norm < the percentile",
     cases=[Case("public_n2_16px", seed=0, public=True, params={"n": 2, "size": 16, "percentile": 30.0}),
            # 11 x 11 = 121 pixels: the 25th percentile falls exactly on a pixel (strict < matters)
-           Case("hidden_n3_11px", seed=131, params={"n": 3, "size": 11, "percentile": 25.0}),
+           Case("public_n3_11px", seed=131, params={"n": 3, "size": 11, "percentile": 25.0}, public=True),
            Case("hidden_n1_20px", seed=132, params={"n": 1, "size": 20, "percentile": 62.5}),
            Case("hidden_n6_14px", seed=133, params={"n": 6, "size": 14, "percentile": 70.0})],
     compare=TensorMatch(rtol=1e-5, atol=1e-6))
@@ -131,7 +131,7 @@ SMALL_CONTRIBUTION = Question(
     id="zero_small_contribution_pixels", points=2, build=build_small_contribution,
     description="per image, zero pixels whose |sum_c img * grad| < the percentile",
     cases=[Case("public_n2_16px", seed=0, public=True, params={"n": 2, "size": 16, "percentile": 45.0}),
-           Case("hidden_n3_11px", seed=141, params={"n": 3, "size": 11, "percentile": 25.0}),
+           Case("public_n3_11px", seed=141, params={"n": 3, "size": 11, "percentile": 25.0}, public=True),
            Case("hidden_n1_20px", seed=142, params={"n": 1, "size": 20, "percentile": 70.0}),
            Case("hidden_n5_13px", seed=143, params={"n": 5, "size": 13, "percentile": 55.0})],
     compare=TensorMatch(rtol=1e-5, atol=1e-6))
@@ -141,8 +141,8 @@ NEURON_STEP = Question(
     description="normalized ascent on the mean activation of one channel of model.features[:layer_index + 1]",
     cases=[Case("public_conv2", seed=0, public=True,
                 params={"size": 16, "layer_index": 3, "channel": 5, "l2_reg": 3e-4, "learning_rate": 1.0}),
-           Case("hidden_conv1", seed=151,
-                params={"size": 20, "layer_index": 0, "channel": 2, "l2_reg": 5e-4, "learning_rate": 1.0}),
+           Case("public_conv1", seed=151,
+                params={"size": 20, "layer_index": 0, "channel": 2, "l2_reg": 5e-4, "learning_rate": 1.0}, public=True),
            Case("hidden_relu2", seed=152,
                 params={"size": 24, "layer_index": 4, "channel": 11, "l2_reg": 2e-4, "learning_rate": 2.0}),
            Case("hidden_last", seed=153,

@@ -174,7 +174,7 @@ CONTENT = Question(
     id="content_loss", points=1, build=build_content, **_mistakes("content_loss"),
     description="content_weight * sum((F - P)^2)",
     cases=[Case("public_n1", seed=0, public=True, params={"n": 1, "c": 8, "h": 6, "w": 6, "weight": 0.06}),
-           Case("hidden_n1_wide", seed=401, params={"n": 1, "c": 16, "h": 4, "w": 9, "weight": 3e-2}),
+           Case("public_n1_wide", seed=401, params={"n": 1, "c": 16, "h": 4, "w": 9, "weight": 3e-2}, public=True),
            Case("hidden_n3", seed=402, params={"n": 3, "c": 5, "h": 7, "w": 5, "weight": 1.5})],
     compare=LOSS_MATCH)
 
@@ -184,9 +184,9 @@ STYLE = Question(
     cases=[Case("public_n1_3layers", seed=0, public=True,
                 params={"n": 1, "shapes": [[4, 8, 8], [6, 6, 6], [8, 4, 4], [10, 3, 3], [12, 2, 2]],
                         "style_layers": [0, 2, 3], "style_weights": [200.0, 800.0, 30.0]}),
-           Case("hidden_n1_unsorted", seed=411,
+           Case("public_n1_unsorted", seed=411,
                 params={"n": 1, "shapes": [[3, 9, 7], [5, 6, 6], [7, 5, 4], [16, 2, 3]],
-                        "style_layers": [3, 0, 1], "style_weights": [5000.0, 40.0, 120.0]}),
+                        "style_layers": [3, 0, 1], "style_weights": [5000.0, 40.0, 120.0]}, public=True),
            Case("hidden_n3_per_image", seed=412,
                 params={"n": 3, "shapes": [[4, 6, 6], [6, 5, 5], [9, 3, 4]],
                         "style_layers": [1, 2], "style_weights": [300.0, 2000.0], "per_image_targets": True}),
@@ -202,7 +202,7 @@ TV = Question(
     id="tv_loss", points=1, build=build_tv, **_mistakes("tv_loss"),
     description="tv_weight * (sum of squared vertical + horizontal neighbour differences)",
     cases=[Case("public_n1_16px", seed=0, public=True, params={"n": 1, "h": 16, "w": 16, "weight": 2e-2}),
-           Case("hidden_n3_12x20", seed=421, params={"n": 3, "h": 12, "w": 20, "weight": 5e-2}),
+           Case("public_n3_12x20", seed=421, params={"n": 3, "h": 12, "w": 20, "weight": 5e-2}, public=True),
            Case("hidden_n1_25x9", seed=422, params={"n": 1, "h": 25, "w": 9, "weight": 1.0})],
     compare=LOSS_MATCH)
 
@@ -210,7 +210,7 @@ COLOUR = Question(
     id="preserve_color", points=2, build=build_colour, **_mistakes("preserve_color"),
     description="YIQ: Y of the stylized image, I and Q of the content, back to RGB, clamped to [0, 1]",
     cases=[Case("public_n2_12px", seed=0, public=True, params={"n": 2, "h": 12, "w": 12, "saturated": 0.3}),
-           Case("hidden_n1_16x10", seed=431, params={"n": 1, "h": 16, "w": 10, "saturated": 0.2}),
+           Case("public_n1_16x10", seed=431, params={"n": 1, "h": 16, "w": 10, "saturated": 0.2}, public=True),
            Case("hidden_n4_8px", seed=432, params={"n": 4, "h": 8, "w": 8, "saturated": 0.5})],
     compare=COLOUR_MATCH)
 
@@ -218,7 +218,7 @@ BLEND = Question(
     id="blend_style_targets", points=2, build=build_blend, **_mistakes("blend_style_targets"),
     description="per layer sum_s w_s G_s / sum_s w_s, shape (1, C, C)",
     cases=[Case("public_2styles", seed=0, public=True, params={"channels": [4, 6, 8], "weights": [3.0, 1.0]}),
-           Case("hidden_3styles_zero", seed=441, params={"channels": [5, 7], "weights": [0.2, 0.0, 0.5]}),
+           Case("public_3styles_zero", seed=441, params={"channels": [5, 7], "weights": [0.2, 0.0, 0.5]}, public=True),
            Case("hidden_1style", seed=442, params={"channels": [3, 4, 6, 9], "weights": [2.5]}),
            Case("hidden_4styles", seed=443, params={"channels": [8], "weights": [1.0, 4.0, 2.0, 0.5]})],
     compare=LOSS_MATCH)
