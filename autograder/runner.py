@@ -240,6 +240,16 @@ def _import_quietly(*modules: str) -> None:
             pass
 
 
+def _cell_where(index: int | None, cells: list[extract.Cell]) -> str:
+    """The words naming the cell a notebook died or hung in while loading (" while loading cell 12, the cell that
+    defines `f`"); "" if unknown."""
+    cell = next((c for c in cells if c.index == index), None)
+    if cell is None:
+        return ""
+    names = ", ".join(f"`{n}`" for n in cell.defines[:3]) + (", ..." if len(cell.defines) > 3 else "")
+    return f" while loading {cell.label()}" + (f", the cell that defines {names}" if names else "")
+
+
 @dataclass
 class _Outcome:
     hello: dict | None = None
@@ -253,6 +263,7 @@ class _Outcome:
     over_deadline: bool = False                    # the submission's wall-clock budget ran out
     result_bytes: int = 0                          # output bytes kept for this submission
     returncode: int | None = None                  # how the worker process ended (from its supervisor)
+    cell: int | None = None                        # the notebook cell being loaded (until "loaded")
     done: bool = False
     lost: dict = field(default_factory=dict)       # (qid, case) -> status, for cases a dead worker took along
 
@@ -528,6 +539,10 @@ class Session:
                     return
                 outcome.loaded = {"type": "loaded", "errors": {k: _text(v, 2000) for k, v in errors.items()}}
                 deadline = time.monotonic() + per_question
+            elif kind == "cell" and outcome.loaded is None:  # the cell about to load: no deadline extended
+                index = header.get("index")
+                if isinstance(index, int) and not isinstance(index, bool) and 0 < index < 1_000_000:
+                    outcome.cell = index
             elif kind == "case" and outcome.loaded is not None:
                 key = (header.get("question"), header.get("case"))
                 status = header.get("status")
@@ -582,10 +597,11 @@ class Session:
     def _judge_question(self, prepared: Prepared, q: Question, cells: list[extract.Cell],
                         outcome: _Outcome) -> V.Result:
         if outcome.loaded is None:
+            where = _cell_where(outcome.cell, cells)
             if outcome.load_timed_out:
-                verdict, msg = V.TIMEOUT, f"the notebook's code could not be loaded: {outcome.failure}"
+                verdict, msg = V.TIMEOUT, f"the notebook's code could not be loaded: {outcome.failure}{where}"
             else:
-                verdict, msg = V.CRASHED, f"the notebook's code could not be loaded: {outcome.failure}"
+                verdict, msg = V.CRASHED, f"the notebook's code could not be loaded: {outcome.failure}{where}"
             return judge.question_result(q, judge.same_for_all_cases(q, verdict, msg))
         if q.id in outcome.missing:
             header = outcome.missing[q.id]

@@ -158,8 +158,9 @@ def run_question(out_fd: int, ns: dict, question: dict, cases: list, memory_mb: 
         remaining = remaining[1:]
 
 
-def load_submission(cells: list[dict]) -> tuple[dict, dict]:
-    """Run the kept statements of every cell, in order, like Jupyter would (a failing cell stops there)."""
+def load_submission(cells: list[dict], on_cell=None) -> tuple[dict, dict]:
+    """Run the kept statements of every cell, in order, like Jupyter would (a failing cell stops there).
+    ``on_cell(index)`` is called before each cell runs (so the grader can name the cell a notebook died in)."""
     import ast
     import builtins
     import types
@@ -181,6 +182,8 @@ def load_submission(cells: list[dict]) -> tuple[dict, dict]:
         errors.setdefault(str(cell["index"]), f"cell {cell['index']} raised {what}: {st.get('message', '')}{where}")
 
     for cell in cells:
+        if on_cell is not None:
+            on_cell(cell["index"])
         path = os.path.abspath(cell["file"])
         try:
             with open(path, encoding="utf-8") as f:
@@ -235,7 +238,7 @@ def run_submission(plan_path: str, out_fd: int, uid_seed: int | None = None) -> 
         import builtins
 
         saved_builtins = dict(builtins.__dict__)
-        ns, errors = load_submission(plan["cells"])
+        ns, errors = load_submission(plan["cells"], lambda i: _send(out_fd, {"type": "cell", "index": i}))
         builtins.__dict__.clear()  # undo any patching of builtins at import (the worker needs them intact)
         builtins.__dict__.update(saved_builtins)
         _send(out_fd, {"type": "loaded", "errors": errors})

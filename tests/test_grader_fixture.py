@@ -97,15 +97,19 @@ def test_feedback_shows_public_cases_and_only_verdicts_of_hidden_ones(graded):
     assert "large_logits" not in page and "values are NaN" not in page
     page = (out / "feedback" / "wrong_values" / f"{A}.html").read_text()
     assert "max abs error 1 at index" in page  # public case in full
-    assert (out / "feedback" / "correct" / f"{A}__saliency_like__n2__out.png").is_file()
+    # one self-contained file per student and assignment; images only for failing cases
+    assert sorted(p.name for p in (out / "feedback" / "correct").iterdir()) == [f"{A}.html"]
+    assert "data:image/png" not in (out / "feedback" / "correct" / f"{A}.html").read_text()
 
 
 def test_class_report_and_store(graded):
     out = graded[1]
-    for name in ("report.html", "histogram.png", "questions.png"):
-        assert (out / name).stat().st_size > 1000
+    assert not (out / "histogram.png").exists() and not (out / "questions.png").exists()  # embedded
     html = (out / "report.html").read_text()
-    assert "Why points were lost" in html and "not attempted: " in html
+    assert f"<h2 id='{A}'>" in html and html.count("data:image/png;base64,") == 2
+    assert "not attempted: <b>1</b>" in html  # counts students (the blank one), not points
+    assert f"href='feedback/wrong_values/{A}.html'" in html
+    assert "max abs error 1 at index" in html  # the most common message of add_one
     db = sqlite3.connect(out / "grades.sqlite")
     n, distinct = db.execute("SELECT count(*), count(DISTINCT student || '/' || question) FROM questions").fetchone()
     assert n == distinct == (len(EXPECTED) + 2) * len(FULL)
