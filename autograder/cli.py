@@ -225,7 +225,11 @@ def _demo(p: argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m autograder",
+        description="The course's grading engine and tools. Each command has its own --help.",
+        epilog="Examples: python -m autograder demo --out demo_out | python -m autograder grade submitted/ --out "
+               "graded/ | python -m autograder list")
     parser.add_argument("--questions", action="append", default=[], metavar="FILE",
                         help="an extra question file (defines ASSIGNMENT); repeatable")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -73,6 +73,9 @@ def show_images(images, titles: Sequence[str] | None = None, ncols: int | None =
         raise ValueError(f"got {len(ims)} images but {len(titles)} titles")
     nrows, ncols = _grid(len(ims), ncols)
     figsize = figsize or (2.0 * ncols, 2.0 * nrows + (0.3 * nrows if titles is not None else 0.0))
+    # JupyterLab shrinks a wide figure to the page's width (about 10 inches at 100 dpi): grow the titles with the
+    # figure so they still read at about 9 pt there
+    fontsize = 9.0 * max(1.0, figsize[0] / 10.0)
     fig, axes = plt.subplots(nrows, ncols, figsize=figsize, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.axis("off")
@@ -80,7 +83,7 @@ def show_images(images, titles: Sequence[str] | None = None, ncols: int | None =
             im = ims[i]
             ax.imshow(im, cmap="gray" if im.ndim == 2 else None, vmin=0, vmax=255, interpolation="nearest")
             if titles is not None:
-                ax.set_title(str(titles[i]), fontsize=9)
+                ax.set_title(str(titles[i]), fontsize=fontsize)
     fig.tight_layout()
     return fig
 
