@@ -11,8 +11,9 @@ import torch
 from torch import nn
 
 from autograder import casefile, registry
+from utils.image import valid_range
 from utils.reference import deepdream_octaves, deepdream_step, guided_gradient
-from utils.reference.deepdream import GRAD_EPS, deepdream, jittered, octave_sizes, resize
+from utils.reference.deepdream import GRAD_EPS, deepdream, jittered, layer_features, octave_sizes, resize
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT_ID = "03_deepdream"
@@ -268,3 +269,68 @@ def test_notebook_helpers_are_the_reference_helpers():
     a = ns["jittered"](model, 3, torch.Generator().manual_seed(1)).features[:5](x)
     b = jittered(model, 3, torch.Generator().manual_seed(1)).features[:5](x)
     assert torch.equal(a, b)
+
+
+# ------------------------------------------------------------------ the provided loop on the bundled model
+
+
+@pytest.fixture(scope="module")
+def model():
+    from utils.models import load_model
+
+    return load_model("shapes", "cpu")
+
+
+@pytest.fixture(scope="module")
+def image():
+    from utils.data import make_shapes
+    from utils.image import preprocess
+
+    imgs, _, _ = make_shapes(1, seed=3)
+    return preprocess(imgs, device="cpu")
+
+
+def test_deepdream_step_closed_form_on_a_linear_layer():
+    g = torch.Generator().manual_seed(1)
+    w = torch.randn(5, 3, generator=g, dtype=torch.float64)
+    x0 = torch.randn(2, 3, 4, 6, generator=g, dtype=torch.float64)
+    img = x0.clone().requires_grad_(True)
+    deepdream_step(img, _Linear1x1(w), 0, learning_rate=0.05)
+    a, wn = x0.numpy(), w.numpy()
+    grad = np.einsum("ji,jk,nkhw->nihw", wn, wn, a)            # W^T W x, pixel by pixel
+    expected = a + 0.05 * grad / (np.abs(grad).mean() + GRAD_EPS)
+    np.testing.assert_allclose(img.detach().numpy(), expected, rtol=1e-10, atol=1e-12)
+    assert img.grad is None                                    # taken with autograd.grad, nothing accumulates
+    assert np.abs(img.detach().numpy() - a).mean() == pytest.approx(0.05, rel=1e-6)
+
+
+def test_deepdream_step_strengthens_the_layer(model, image):
+    layer = model.feature_layers[2]
+    img = image.clone().requires_grad_(True)
+    before = layer_features(image, model, layer).pow(2).sum().item()
+    for _ in range(3):
+        deepdream_step(img, model, layer, learning_rate=0.01)
+    assert layer_features(img.detach(), model, layer).pow(2).sum().item() > before
+
+
+def test_deepdream_octaves_keep_the_size_and_the_valid_range(model, image):
+    small = image[..., :40, :48]
+    out = deepdream(small, model, model.feature_layers[2], octaves=3, iterations=3, progress=False,
+                    generator=torch.Generator().manual_seed(0))
+    low, high = valid_range()
+    assert out.shape == small.shape and torch.isfinite(out).all()
+    assert bool(((out >= low - 1e-6) & (out <= high + 1e-6)).all())
+    assert not torch.equal(out, small)
+
+
+def test_one_octave_without_jitter_is_plain_clamped_steps(model, image):
+    from utils.image import clamp_to_valid
+
+    layer = model.feature_layers[1]
+    out = deepdream(image, model, layer, octaves=1, iterations=4, max_jitter=0, learning_rate=0.03, progress=False)
+    x = image.clone().requires_grad_(True)
+    for _ in range(4):
+        deepdream_step(x, model, layer, 0.03)
+        with torch.no_grad():
+            x.copy_(clamp_to_valid(x))
+    torch.testing.assert_close(out, x.detach())
