@@ -10,11 +10,9 @@ import torch
 
 from autograder.spec import Assignment, Case, Mistake, ModelRef, Question, TensorMatch
 
+from ._inputs import gen
+
 NUM_CLASSES = 10          # tiny_cnn's default head
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _scaled_images(g: torch.Generator, n: int, size: int) -> torch.Tensor:
@@ -28,14 +26,14 @@ def _scaled_images(g: torch.Generator, n: int, size: int) -> torch.Tensor:
 
 
 def build_saliency(seed: int, n: int, size: int) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     return {"X": torch.randn(n, 3, size, size, generator=g),
             "y": torch.randint(0, NUM_CLASSES, (n,), generator=g),
             "model": ModelRef("tiny_cnn", seed=seed)}
 
 
 def build_class_step(seed: int, size: int, l2_reg: float, learning_rate: float) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     img = (0.5 * torch.randn(1, 3, size, size, generator=g)).requires_grad_(True)
     return {"img": img,
             "model": ModelRef("tiny_cnn", seed=seed),
@@ -45,23 +43,23 @@ def build_class_step(seed: int, size: int, l2_reg: float, learning_rate: float) 
 
 
 def build_blur(seed: int, n: int, size: int, sigma: float) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     return {"img": _scaled_images(g, n, size), "sigma": sigma}
 
 
 def build_small_norm(seed: int, n: int, size: int, percentile: float) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     return {"img": _scaled_images(g, n, size), "percentile": percentile}
 
 
 def build_small_contribution(seed: int, n: int, size: int, percentile: float) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     return {"img": _scaled_images(g, n, size), "grad": _scaled_images(g, n, size), "percentile": percentile}
 
 
 def build_neuron_step(seed: int, size: int, layer_index: int, channel: int, l2_reg: float,
                       learning_rate: float) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     img = (0.5 * torch.randn(1, 3, size, size, generator=g)).requires_grad_(True)
     return {"img": img,
             "model": ModelRef("tiny_cnn", seed=seed),

@@ -36,6 +36,8 @@ import torch
 
 from autograder.spec import Assignment, Case, Mistake, ModelRef, Property, PropertyCheck, Question, TensorMatch
 
+from ._inputs import gen, shapes_bounds, shapes_card, shapes_normalize
+
 ERROR_FACTOR = 5.0       # a student's relative feature error may be this many times the reference's ...
 ERROR_SLACK = 0.03       # ... plus this much (the reference reaches 0.01 .. 0.24 on these cases, and 12 other
 #                          random starts at most 1.4 times that; one denominator for the whole batch, as
@@ -49,45 +51,22 @@ TV_EPS = 1e-8            # as in utils.reference.feature_inversion (the notebook
 # ------------------------------------------------------------------------------------------------- inputs
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _card():
-    from utils.models import model_card
-
-    return model_card("shapes")
-
-
-def _bounds() -> tuple[torch.Tensor, torch.Tensor]:
-    from utils.image import valid_range
-
-    return valid_range(_card())
-
-
-def _normalize(u8) -> torch.Tensor:
-    """uint8 ``(N, H, W, 3)`` square images -> normalized float32 ``(N, 3, H, W)`` for the bundled model."""
-    from utils.image import preprocess
-
-    return preprocess(u8, _card(), size=int(u8.shape[1]))
-
-
 def _images(seed: int, n: int, size: tuple[int, int], photo: str | None = None) -> torch.Tensor:
     """``n`` procedural shapes images (or one photo), cropped to ``size = (H, W)``."""
     H, W = size
     if photo is not None:
         from utils.data import load_photo
 
-        return _normalize(load_photo(photo, max(H, W))[None])[..., :H, :W].contiguous()
+        return shapes_normalize(load_photo(photo, max(H, W))[None])[..., :H, :W].contiguous()
     from utils.data import make_shapes
 
     images, _, _ = make_shapes(n, seed=seed, size=max(H, W))
-    return _normalize(images)[..., :H, :W].contiguous()
+    return shapes_normalize(images)[..., :H, :W].contiguous()
 
 
 def build_loss(seed: int, shape: list[int], noise: float) -> dict:
     """Target features (ReLU-like: non-negative, some exact zeros) and features = target + noise."""
-    g = _gen(seed)
+    g = gen(seed)
     target = torch.randn(*shape, generator=g).clamp_min(-0.3) + 0.3
     scale = 0.5 + 2.0 * torch.rand((), generator=g)
     target = scale * target
@@ -96,14 +75,14 @@ def build_loss(seed: int, shape: list[int], noise: float) -> dict:
 
 
 def build_alpha(seed: int, shape: list[int], alpha: float, scale: float = 1.0) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     return {"x": scale * torch.randn(*shape, generator=g), "alpha": alpha}
 
 
 def build_tv(seed: int, shape: list[int], beta: float, flat: bool = False) -> dict:
     """Smooth-ish random images (a random field plus noise); ``flat``: piecewise constant blocks, so many
     neighbours are exactly equal."""
-    g = _gen(seed)
+    g = gen(seed)
     n, c, h, w = shape
     if flat:
         blocks = torch.randn(n, c, (h + 3) // 4, (w + 3) // 4, generator=g)
@@ -128,7 +107,7 @@ def build_invert(seed: int, n: int, size: list[int], layer_index: int, beta: flo
             "model": ModelRef("tiny_cnn", seed=seed),
             "layer_index": layer_index,
             "size": list(size),
-            "bounds": _bounds(),
+            "bounds": shapes_bounds(),
             "num_iterations": num_iterations,
             "learning_rate": learning_rate,
             "alpha": 6.0,

@@ -20,12 +20,10 @@ import torch
 
 from autograder.spec import Assignment, Case, Mistake, ModelRef, Question, TensorMatch
 
+from ._inputs import gen
+
 #: Smallest allowed gap between the best and the second-best dot product of ``guided_gradient``'s inputs.
 MIN_GAP = 1e-2
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 # ------------------------------------------------------------------------------------------------- builders
@@ -33,7 +31,7 @@ def _gen(seed: int) -> torch.Generator:
 
 def build_step(seed: int, n: int, height: int, layer_index: int, learning_rate: float, width: int | None = None,
                model: str = "tiny_cnn") -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     img = torch.randn(n, 3, height, width or height, generator=g).requires_grad_(True)
     return {"img": img,
             "model": ModelRef("shapes") if model == "shapes" else ModelRef(model, seed=seed),
@@ -43,7 +41,7 @@ def build_step(seed: int, n: int, height: int, layer_index: int, learning_rate: 
 
 def build_octaves(seed: int, n: int, height: int, width: int, layer_index: int, num_octaves: int,
                   octave_scale: float, num_steps: int, learning_rate: float, bounds: float | None = None) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     inputs = {"img": torch.randn(n, 3, height, width, generator=g),
               "model": ModelRef("tiny_cnn", seed=seed),
               "layer_index": layer_index,
@@ -64,7 +62,7 @@ def _separated(scores: torch.Tensor) -> bool:
 
 def build_guide(seed: int, n: int, channels: int, height: int, width: int, guide_height: int, guide_width: int,
                 dtype: str = "float32", nonnegative: bool = False) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     for _ in range(100):         # redraw until every argmax is clear (a near-tie would depend on rounding)
         a = torch.randn(n, channels, height, width, generator=g, dtype=torch.float64)
         b = torch.randn(1, channels, guide_height, guide_width, generator=g, dtype=torch.float64)

@@ -23,6 +23,8 @@ import torch
 
 from autograder.spec import Assignment, Case, Mistake, Question, TensorMatch
 
+from ._inputs import gen
+
 #: Losses are sums of up to a few thousand float32 terms; a relative error of 1e-4 leaves room for every correct
 #: formulation (einsum, bmm, loops, float64, F.mse_loss(reduction="sum"), torch.diff) and rejects every mistake of
 #: the mutant corpus by orders of magnitude more (tests/test_mutants_04.py).
@@ -32,10 +34,6 @@ GRAM_MATCH = TensorMatch(rtol=1e-4, atol=1e-6)
 #: A 3-digit published inverse of the YIQ matrix (R = Y + 0.956 I + 0.619 Q, ...) is within 1e-3 of the exact one;
 #: swapping luminance and chrominance or skipping the clamp is off by 0.05 to 1.
 COLOUR_MATCH = TensorMatch(rtol=0.0, atol=2e-3)
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _features(g: torch.Generator, n: int, c: int, h: int, w: int, scale: float = 1.0) -> torch.Tensor:
@@ -53,7 +51,7 @@ def _gram(f: torch.Tensor) -> torch.Tensor:
 
 
 def build_content(seed: int, n: int, c: int, h: int, w: int, weight: float) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     original = _features(g, n, c, h, w, 2.0)
     current = (original + 0.7 * torch.randn(n, c, h, w, generator=g)).relu()
     return {"content_weight": weight, "content_current": current.requires_grad_(True),
@@ -62,7 +60,7 @@ def build_content(seed: int, n: int, c: int, h: int, w: int, weight: float) -> d
 
 def build_gram(seed: int, n: int, c: int, h: int, w: int, normalize: bool | None = None) -> dict:
     """``normalize=None`` leaves the argument out, so the signature's default (True) is used."""
-    g = _gen(seed)
+    g = gen(seed)
     out = {"features": _features(g, n, c, h, w, 1.5).requires_grad_(True)}
     if normalize is not None:
         out["normalize"] = normalize
@@ -73,7 +71,7 @@ def build_style(seed: int, n: int, shapes: list, style_layers: list, style_weigh
                 per_image_targets: bool = False) -> dict:
     """``shapes``: ``[C, H, W]`` of every layer of ``feats``; targets are the Gram matrices of another image's
     features (``(1, C, C)``, or ``(N, C, C)`` with ``per_image_targets``)."""
-    g = _gen(seed)
+    g = gen(seed)
     scales = [0.5 + 2.5 * float(torch.rand((), generator=g)) for _ in shapes]
     feats = [_features(g, n, c, h, w, s).requires_grad_(True) for (c, h, w), s in zip(shapes, scales)]
     n_t = n if per_image_targets else 1
@@ -86,7 +84,7 @@ def build_style(seed: int, n: int, shapes: list, style_layers: list, style_weigh
 
 
 def build_tv(seed: int, n: int, h: int, w: int, weight: float) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     smooth = torch.nn.functional.interpolate(torch.randn(n, 3, max(2, h // 4), max(2, w // 4), generator=g),
                                              size=(h, w), mode="bilinear", align_corners=False)
     img = 1.5 * smooth + 0.3 * torch.randn(n, 3, h, w, generator=g)
@@ -96,7 +94,7 @@ def build_tv(seed: int, n: int, h: int, w: int, weight: float) -> dict:
 def build_colour(seed: int, n: int, h: int, w: int, saturated: float) -> dict:
     """``stylized`` uniform in [0, 1]; ``content`` with a fraction ``saturated`` of pixels set to strong,
     saturated colours (pure primaries, near-black, near-white), where the recombined colour leaves [0, 1]."""
-    g = _gen(seed)
+    g = gen(seed)
     stylized = torch.rand(n, 3, h, w, generator=g)
     content = 0.15 + 0.7 * torch.rand(n, 3, h, w, generator=g)
     palette = torch.tensor([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 1.0, 0.0],
@@ -109,7 +107,7 @@ def build_colour(seed: int, n: int, h: int, w: int, saturated: float) -> dict:
 
 def build_blend(seed: int, channels: list, weights: list) -> dict:
     """One ``(S, C, C)`` Gram stack per style layer (``S = len(weights)`` style images)."""
-    g = _gen(seed)
+    g = gen(seed)
     s = len(weights)
     targets = []
     for c in channels:

@@ -31,6 +31,8 @@ import torch
 
 from autograder.spec import Assignment, Case, Mistake, ModelRef, Property, PropertyCheck, Question, TensorMatch
 
+from ._inputs import gen, shapes_bounds, shapes_card, shapes_normalize
+
 NUM_CLASSES = 10
 SLACK_STEPS = 1.5              # targeted: how far past the reference (in its own steps) an answer may go
 # Untargeted attacks have several right objectives (climb the runner-up's lead, or descend the true score), which
@@ -45,52 +47,29 @@ SCORE_TOL = 1e-4               # an argmax decided by less than this is a tie, n
 # ------------------------------------------------------------------------------------------------- inputs
 
 
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def _card():
-    from utils.models import model_card
-
-    return model_card("shapes")
-
-
-def _bounds() -> tuple[torch.Tensor, torch.Tensor]:
-    from utils.image import valid_range
-
-    return valid_range(_card())
-
-
-def _normalize(u8) -> torch.Tensor:
-    """uint8 ``(N, H, W, 3)`` square images -> normalized float32 ``(N, 3, H, W)`` for the bundled model."""
-    from utils.image import preprocess
-
-    return preprocess(u8, _card(), size=int(u8.shape[1]))
-
-
 def _images(seed: int, index: int = 0, n: int = 1, size: int = 64, photo: str | None = None) -> torch.Tensor:
     """``n`` images starting at ``index`` of ``make_shapes(index + n, seed, size)``, or a photo resized to ``size``."""
     if photo is not None:
         from utils.data import load_photo
 
-        return _normalize(load_photo(photo, size)[None])
+        return shapes_normalize(load_photo(photo, size)[None])
     from utils.data import make_shapes
 
     images, _, _ = make_shapes(index + n, seed=seed, size=size)
-    return _normalize(images[index:index + n])
+    return shapes_normalize(images[index:index + n])
 
 
 def _pinned_noise(g: torch.Generator, n: int, size: int) -> torch.Tensor:
     """Images inside the valid range with about a quarter of their values sitting exactly on its edges (a step that
     forgets to clamp shows up at once)."""
-    lo, hi = _bounds()
+    lo, hi = shapes_bounds()
     u = (torch.rand(n, 3, size, size, generator=g) * 1.3 - 0.15).clamp(0.0, 1.0)
     return lo + (hi - lo) * u
 
 
 def build_step(seed: int, n: int, size: int, targets: list[int], learning_rate: float, model: str = "tiny_cnn",
                source: str = "noise", photo: str | None = None) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     if source == "noise":
         X = _pinned_noise(g, n, size)
     else:
@@ -99,7 +78,7 @@ def build_step(seed: int, n: int, size: int, targets: list[int], learning_rate: 
             "target_y": torch.tensor(targets, dtype=torch.long),
             "model": ModelRef(model, seed=seed) if model != "shapes" else ModelRef("shapes"),
             "learning_rate": learning_rate,
-            "bounds": _bounds()}
+            "bounds": shapes_bounds()}
 
 
 def build_fooling(seed: int, target: int, index: int = 0, size: int = 64, photo: str | None = None,
@@ -109,7 +88,7 @@ def build_fooling(seed: int, target: int, index: int = 0, size: int = 64, photo:
             "model": ModelRef("shapes"),
             "learning_rate": learning_rate,
             "max_steps": max_steps,
-            "bounds": _bounds()}
+            "bounds": shapes_bounds()}
 
 
 def build_untargeted(seed: int, index: int = 0, size: int = 64, photo: str | None = None,
@@ -125,14 +104,14 @@ def build_untargeted(seed: int, index: int = 0, size: int = 64, photo: str | Non
             "model": ModelRef("shapes"),
             "learning_rate": learning_rate,
             "max_steps": max_steps,
-            "bounds": _bounds()}
+            "bounds": shapes_bounds()}
 
 
 def build_unrecognizable(seed: int, targets: list[int], size: int, start: str, confidence: float,
                          learning_rate: float = 1.0, max_steps: int = 60) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     n = len(targets)
-    lo, hi = _bounds()
+    lo, hi = shapes_bounds()
     if start == "flat":   # one random flat colour per image
         X_init = lo + (hi - lo) * torch.rand(n, 3, 1, 1, generator=g).expand(n, 3, size, size)
     else:                 # Gaussian noise around mid-grey, clamped into the valid range
@@ -143,7 +122,7 @@ def build_unrecognizable(seed: int, targets: list[int], size: int, start: str, c
             "X_init": X_init.contiguous(),
             "learning_rate": learning_rate,
             "max_steps": max_steps,
-            "bounds": _bounds()}
+            "bounds": shapes_bounds()}
 
 
 # --------------------------------------------------------------------------------------------- properties
@@ -164,7 +143,7 @@ def _lead(scores: torch.Tensor, cls: int) -> float:
 
 def _names() -> tuple[str, ...]:
     try:
-        return _card().classes
+        return shapes_card().classes
     except Exception:  # noqa: BLE001 - names are only decoration
         return tuple(str(i) for i in range(NUM_CLASSES))
 

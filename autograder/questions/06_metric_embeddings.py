@@ -14,16 +14,14 @@ import torch
 
 from autograder.spec import Assignment, Case, Mistake, Property, PropertyCheck, Question, TensorMatch
 
+from ._inputs import gen
+
 #: Losses are sums of a few hundred float32 terms: a relative error of 1e-4 leaves room for any correct
 #: formulation (Gram-matrix or difference-based distances, float64, loops, F.pairwise_distance's eps=1e-6) and
 #: still rejects every wrong convention, which changes values by far more (tests/test_mutants_06.py).
 LOSS_MATCH = TensorMatch(rtol=1e-4, atol=1e-5)
 #: Distances from the Gram matrix lose ~sqrt(eps) * ||e|| to cancellation where two rows (nearly) coincide.
 DIST_MATCH = TensorMatch(rtol=1e-4, atol=2e-3)
-
-
-def _gen(seed: int) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
 
 
 def _labels(g: torch.Generator, n: int, classes: int, spread_ids: bool) -> torch.Tensor:
@@ -74,20 +72,20 @@ def _distance_matrix(E: torch.Tensor) -> torch.Tensor:
 
 def build_pairwise_distances(seed: int, n: int, dim: int, squared: bool, scale: float = 1.0,
                              duplicates: bool = False) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     labels = _labels(g, n, max(1, n // 3), False)
     E = scale * _embeddings(g, labels, dim, 1.0, duplicates)
     return {"E": E.requires_grad_(True), "squared": squared}
 
 
 def build_recall_at_k(seed: int, n: int, dim: int, classes: int, k: int, separation: float = 1.5) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     labels = _labels(g, n, classes, True)
     return {"embeddings": _embeddings(g, labels, dim, separation, False), "labels": labels, "k": k}
 
 
 def build_contrastive(seed: int, n: int, dim: int, margin: float, duplicates: bool = False) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     x1 = torch.randn(n, dim, generator=g) * 0.7 / dim ** 0.5
     x2 = torch.randn(n, dim, generator=g) * 0.7 / dim ** 0.5
     y = (torch.arange(n) % 2)[torch.randperm(n, generator=g)]
@@ -100,7 +98,7 @@ def build_contrastive(seed: int, n: int, dim: int, margin: float, duplicates: bo
 
 
 def build_triplet(seed: int, n: int, dim: int, margin: float, duplicates: bool = False) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     s = 0.7 / dim ** 0.5
     anchor = torch.randn(n, dim, generator=g) * s
     positive = anchor + 0.8 * torch.randn(n, dim, generator=g) * s
@@ -115,13 +113,13 @@ def build_triplet(seed: int, n: int, dim: int, margin: float, duplicates: bool =
 
 
 def build_labels(seed: int, n: int, classes: int, spread_ids: bool = False) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     return {"labels": _labels(g, n, classes, spread_ids)}
 
 
 def build_dist_labels(seed: int, n: int, dim: int, classes: int, spread_ids: bool = False,
                       duplicates: bool = False) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     labels = _labels(g, n, classes, spread_ids)
     E = _embeddings(g, labels, dim, 1.0, duplicates)
     return {"dist": _distance_matrix(E), "labels": labels}
@@ -136,14 +134,14 @@ def build_dist_labels_margin(seed: int, n: int, dim: int, classes: int, margin: 
 
 def build_batch_loss(seed: int, n: int, dim: int, classes: int, margin: float, separation: float = 1.0,
                      spread_ids: bool = False, duplicates: bool = False) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     labels = _labels(g, n, classes, spread_ids)
     E = _embeddings(g, labels, dim, separation, duplicates)
     return {"embeddings": E.requires_grad_(True), "labels": labels, "margin": margin}
 
 
 def build_npair(seed: int, n: int, dim: int, l2_reg: float) -> dict:
-    g = _gen(seed)
+    g = gen(seed)
     anchors = torch.randn(n, dim, generator=g)
     positives = 0.7 * anchors + 0.7 * torch.randn(n, dim, generator=g)
     return {"anchors": anchors.requires_grad_(True), "positives": positives.requires_grad_(True),
