@@ -9,7 +9,6 @@ all (it exits, crashes or hangs while loading) gets one message at the top inste
 from __future__ import annotations
 
 import base64
-import html
 import io
 from pathlib import Path
 from typing import Mapping
@@ -17,6 +16,7 @@ from typing import Mapping
 import torch
 
 from . import verdicts as V
+from .report import _e, _fmt  # one place for how text and points are shown to people
 
 # Okabe-Ito colours (colour-blind safe): bluish green, vermillion, orange, blue.
 STYLE = """body{font-family:system-ui,sans-serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222;
@@ -42,16 +42,6 @@ NOT_READ = "notebook could not be read"
 
 NEGATIVE = (0x00, 0x72, 0xB2)   # Okabe-Ito blue: output below the reference
 POSITIVE = (0xD5, 0x5E, 0x00)   # Okabe-Ito vermillion: output above the reference
-
-
-def _e(text: object) -> str:
-    return html.escape(str(text))
-
-
-def _fmt(x: float) -> str:
-    """Points for people: at most two decimals, no trailing zeros (0.333333 -> 0.33, 1.0 -> 1, 0.5 -> 0.5)."""
-    text = f"{x:.2f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
 
 
 def _num(x: float) -> str:

@@ -34,3 +34,13 @@ def shapes_model():
     from utils.models import load_model
 
     return load_model("shapes", device="cpu")
+
+
+@pytest.fixture(scope="session")
+def shapes_image():
+    """One procedural image (``make_shapes(1, seed=3)``) normalized for the shapes model: ``(1, 3, 64, 64)``."""
+    from utils.data import make_shapes
+    from utils.image import preprocess
+
+    images, _, _ = make_shapes(1, seed=3)
+    return preprocess(images, device="cpu")

@@ -274,22 +274,6 @@ def test_notebook_helpers_are_the_reference_helpers():
 # ------------------------------------------------------------------ the provided loop on the bundled model
 
 
-@pytest.fixture(scope="module")
-def model():
-    from utils.models import load_model
-
-    return load_model("shapes", "cpu")
-
-
-@pytest.fixture(scope="module")
-def image():
-    from utils.data import make_shapes
-    from utils.image import preprocess
-
-    imgs, _, _ = make_shapes(1, seed=3)
-    return preprocess(imgs, device="cpu")
-
-
 def test_deepdream_step_closed_form_on_a_linear_layer():
     g = torch.Generator().manual_seed(1)
     w = torch.randn(5, 3, generator=g, dtype=torch.float64)
@@ -304,18 +288,18 @@ def test_deepdream_step_closed_form_on_a_linear_layer():
     assert np.abs(img.detach().numpy() - a).mean() == pytest.approx(0.05, rel=1e-6)
 
 
-def test_deepdream_step_strengthens_the_layer(model, image):
-    layer = model.feature_layers[2]
-    img = image.clone().requires_grad_(True)
-    before = layer_features(image, model, layer).pow(2).sum().item()
+def test_deepdream_step_strengthens_the_layer(shapes_model, shapes_image):
+    layer = shapes_model.feature_layers[2]
+    img = shapes_image.clone().requires_grad_(True)
+    before = layer_features(shapes_image, shapes_model, layer).pow(2).sum().item()
     for _ in range(3):
-        deepdream_step(img, model, layer, learning_rate=0.01)
-    assert layer_features(img.detach(), model, layer).pow(2).sum().item() > before
+        deepdream_step(img, shapes_model, layer, learning_rate=0.01)
+    assert layer_features(img.detach(), shapes_model, layer).pow(2).sum().item() > before
 
 
-def test_deepdream_octaves_keep_the_size_and_the_valid_range(model, image):
-    small = image[..., :40, :48]
-    out = deepdream(small, model, model.feature_layers[2], octaves=3, iterations=3, progress=False,
+def test_deepdream_octaves_keep_the_size_and_the_valid_range(shapes_model, shapes_image):
+    small = shapes_image[..., :40, :48]
+    out = deepdream(small, shapes_model, shapes_model.feature_layers[2], octaves=3, iterations=3, progress=False,
                     generator=torch.Generator().manual_seed(0))
     low, high = valid_range()
     assert out.shape == small.shape and torch.isfinite(out).all()
@@ -323,14 +307,15 @@ def test_deepdream_octaves_keep_the_size_and_the_valid_range(model, image):
     assert not torch.equal(out, small)
 
 
-def test_one_octave_without_jitter_is_plain_clamped_steps(model, image):
+def test_one_octave_without_jitter_is_plain_clamped_steps(shapes_model, shapes_image):
     from utils.image import clamp_to_valid
 
-    layer = model.feature_layers[1]
-    out = deepdream(image, model, layer, octaves=1, iterations=4, max_jitter=0, learning_rate=0.03, progress=False)
-    x = image.clone().requires_grad_(True)
+    layer = shapes_model.feature_layers[1]
+    out = deepdream(shapes_image, shapes_model, layer, octaves=1, iterations=4, max_jitter=0, learning_rate=0.03,
+                    progress=False)
+    x = shapes_image.clone().requires_grad_(True)
     for _ in range(4):
-        deepdream_step(x, model, layer, 0.03)
+        deepdream_step(x, shapes_model, layer, 0.03)
         with torch.no_grad():
             x.copy_(clamp_to_valid(x))
     torch.testing.assert_close(out, x.detach())

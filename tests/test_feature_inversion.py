@@ -4,23 +4,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from utils.data import make_shapes
-from utils.image import preprocess, valid_range
-from utils.models import load_model
+from utils.image import valid_range
 from autograder.tiny_models import build_tiny
 from utils.reference import alpha_norm, feature_reconstruction_loss, tv_norm
 from utils.reference.feature_inversion import TV_EPS, invert_features, layer_features
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_model("shapes", "cpu")
-
-
-@pytest.fixture(scope="module")
-def image():
-    imgs, _, _ = make_shapes(1, seed=3)
-    return preprocess(imgs, device="cpu")
 
 
 def test_feature_reconstruction_loss_closed_form():
@@ -117,19 +104,19 @@ def test_tv_norm_gradient_is_finite_where_neighbours_are_equal(beta):
     assert not bool(torch.isfinite(z.grad).all())
 
 
-def test_inverting_an_early_layer_reproduces_its_features(model, image):
-    layer = model.feature_layers[0]
-    target = layer_features(image, model, layer)
+def test_inverting_an_early_layer_reproduces_its_features(shapes_model, shapes_image):
+    layer = shapes_model.feature_layers[0]
+    target = layer_features(shapes_image, shapes_model, layer)
     kept = target.clone()
     low, high = valid_range()
-    rec = invert_features(target, model, layer, tuple(image.shape[-2:]), (low, high), num_iterations=200,
+    rec = invert_features(target, shapes_model, layer, tuple(shapes_image.shape[-2:]), (low, high), num_iterations=200,
                           tv_weight=1e-4, progress=False, generator=torch.Generator().manual_seed(0))
     assert torch.equal(target, kept)
-    assert rec.shape == image.shape and not rec.requires_grad
+    assert rec.shape == shapes_image.shape and not rec.requires_grad
     assert bool(((rec >= low - 1e-6) & (rec <= high + 1e-6)).all())
-    noise = 0.1 * torch.randn(image.shape, generator=torch.Generator().manual_seed(0))
-    start = feature_reconstruction_loss(layer_features(noise, model, layer), target).item()
-    end = feature_reconstruction_loss(layer_features(rec, model, layer), target).item()
+    noise = 0.1 * torch.randn(shapes_image.shape, generator=torch.Generator().manual_seed(0))
+    start = feature_reconstruction_loss(layer_features(noise, shapes_model, layer), target).item()
+    end = feature_reconstruction_loss(layer_features(rec, shapes_model, layer), target).item()
     assert end < 0.1 < start
 
 
