@@ -27,12 +27,12 @@ c.Execute.kernel_name = "python3"
 c.Execute.timeout = 300
 c.Execute.interrupt_on_timeout = True
 c.Execute.raise_on_iopub_timeout = True
-# Harmless warnings on stderr must not zero a grade cell: the hidden tests call autograder.nbgrader_hook.score,
+# Harmless warnings on stderr must not zero a grade cell: the hidden tests call autograder.kernel.nbgrader_hook.score,
 # which runs the student's function with warnings and stderr captured; demo cells are not graded.
 c.Execute.extra_arguments = ["--HistoryManager.enabled=False"]
 c.ClearOutput.enabled = True
 
 # Cells tagged "demo" (training loops, galleries) keep only their definitions while autograding, like the fast grader.
-from autograder.nbgrader_api import AUTOGRADE_PREPROCESSORS  # noqa: E402
+from autograder.course.nbgrader_api import AUTOGRADE_PREPROCESSORS  # noqa: E402
 
 c.Autograde.autograde_preprocessors = AUTOGRADE_PREPROCESSORS

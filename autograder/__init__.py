@@ -1,26 +1,26 @@
 """The grading engine and course tooling (``python -m autograder --help``).
 
-Students use :func:`check` (``from autograder import check``; ``check("compute_saliency_maps")``) to run the public
-cases of a graded function. Instructors use the CLI (references, grade, pytest) or the API:
-:func:`autograder.runner.grade_notebook`, :func:`autograder.batch.grade_folder`,
-:func:`autograder.sandbox.isolation_level`. Imports here are lazy, so ``from autograder import check`` is cheap.
+Four rooms, by lifecycle: :mod:`autograder.core` (what a question is and how an answer is judged),
+:mod:`autograder.grade` (the sandboxed batch grader), :mod:`autograder.kernel` (inside a notebook kernel) and
+:mod:`autograder.course` (releases, nbgrader, the demo). Assignments are data in :mod:`autograder.questions`, their
+case files in ``autograder/cases/``.
+
+In a notebook: ``from autograder import check`` (a student's self-check of the public cases) and
+``from autograder import score`` (nbgrader's hidden tests). From Python: :func:`grade_notebook`, :func:`grade_folder`,
+:func:`isolation_level`. Imports here are lazy, so ``from autograder import check`` is cheap.
 """
 from __future__ import annotations
 
-__all__ = ["check", "grade_notebook", "grade_folder", "isolation_level"]
+__all__ = ["check", "score", "grade_notebook", "grade_folder", "isolation_level"]
+
+_WHERE = {"check": "autograder.kernel.selfcheck", "score": "autograder.kernel.nbgrader_hook",
+          "grade_notebook": "autograder.grade.session", "grade_folder": "autograder.grade.batch",
+          "isolation_level": "autograder.grade.isolation"}
 
 
 def __getattr__(name: str):
-    if name == "check":
-        from .selfcheck import check
-        return check
-    if name == "grade_notebook":
-        from .runner import grade_notebook
-        return grade_notebook
-    if name == "grade_folder":
-        from .batch import grade_folder
-        return grade_folder
-    if name == "isolation_level":
-        from .sandbox import isolation_level
-        return isolation_level
+    if name in _WHERE:
+        import importlib
+
+        return getattr(importlib.import_module(_WHERE[name]), name)
     raise AttributeError(f"module 'autograder' has no attribute {name!r}")

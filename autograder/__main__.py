@@ -1,6 +1,6 @@
 """``python -m autograder``: see :mod:`autograder.cli`."""
 import sys
 
-from .cli import main
+from autograder.cli import main
 
 sys.exit(main())

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from . import registry
+from autograder.core import registry
 
 #: name -> (help, configure): ``configure(parser)`` adds the arguments and returns ``run(args) -> exit code``.
 COMMANDS: dict[str, tuple[str, Callable]] = {}
@@ -50,7 +50,7 @@ def _positive(kind: type) -> Callable[[str], float]:
 
 
 def _limits(p: argparse.ArgumentParser) -> None:
-    from .runner import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+    from autograder.grade.session import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 
     p.add_argument("--timeout", type=_positive(float), default=DEFAULT_TIMEOUT,
                    help=f"seconds per question, all its cases together (default {DEFAULT_TIMEOUT:g})")
@@ -66,7 +66,7 @@ def _references(p: argparse.ArgumentParser):
     p.add_argument("--out", type=Path, help="write under this folder instead of the assignment's references folder")
 
     def run(args) -> int:
-        from . import references
+        from autograder.core import casegen
 
         entries = registry.entries()
         ids = args.assignment or sorted(entries)
@@ -79,7 +79,7 @@ def _references(p: argparse.ArgumentParser):
             print(f"warning: question file {path} failed to load: {err}", file=sys.stderr)
         for a in ids:
             print(f"{a}:")
-            written = references.generate(entries[a], args.out, verbose=True)
+            written = casegen.generate(entries[a], args.out, verbose=True)
             print(f"  {len(written)} case files")
         return 0
     return run
@@ -100,7 +100,7 @@ def _grade(p: argparse.ArgumentParser):
     _limits(p)
 
     def run(args) -> int:
-        from .batch import BatchError, grade_folder, parse_shard
+        from autograder.grade.batch import BatchError, grade_folder, parse_shard
 
         try:
             shard = parse_shard(args.shard) if args.shard is not None else None
@@ -126,8 +126,8 @@ def _merge(p: argparse.ArgumentParser):
     p.add_argument("--out", type=Path, required=True, help="output folder (a new one, not one of the inputs)")
 
     def run(args) -> int:
-        from .batch import BatchError
-        from .merge import merge
+        from autograder.grade.batch import BatchError
+        from autograder.grade.merge import merge
 
         try:
             s = merge(args.inputs, args.out)
@@ -151,7 +151,7 @@ def _pytest(p: argparse.ArgumentParser):
     p.epilog = "Arguments after -- go to pytest, e.g. -- -q -x"
 
     def run(args) -> int:
-        from .pytest_support import run as run_pytest
+        from autograder.course.pytest_support import run as run_pytest
 
         return run_pytest(args.notebook, args.assignment, timeout=args.timeout, memory_mb=args.memory_mb,
                           load_timeout=args.load_timeout, questions=args.questions, pytest_args=args.passthrough)
@@ -161,7 +161,7 @@ def _pytest(p: argparse.ArgumentParser):
 @command("isolation", "print the isolation student code gets on this machine")
 def _isolation(p: argparse.ArgumentParser):
     def run(args) -> int:
-        from .sandbox import describe, isolation_level
+        from autograder.grade.isolation import describe, isolation_level
 
         level = isolation_level()
         print(f"{level}: {describe(level)}")
@@ -190,8 +190,8 @@ def _release(p: argparse.ArgumentParser):
     p.add_argument("--bundle", type=Path, help="student bundle folder (default: dist/student)")
 
     def run(args) -> int:
-        from .nbgrader_api import NbgraderError
-        from .release import LeakError, assignment_ids, build_student_bundle, generate_assignments
+        from autograder.course.nbgrader_api import NbgraderError
+        from autograder.course.release import LeakError, assignment_ids, build_student_bundle, generate_assignments
 
         known = assignment_ids()
         unknown = [a for a in args.assignment or [] if a not in known]
@@ -218,7 +218,7 @@ def _demo(p: argparse.ArgumentParser):
     p.add_argument("--timeout", type=_positive(float), default=10.0, help="seconds per question (default 10)")
 
     def run(args) -> int:
-        from .demo import run_demo
+        from autograder.course.demo import run_demo
 
         return 0 if run_demo(args.out, workers=args.workers, timeout=args.timeout) else 1
     return run

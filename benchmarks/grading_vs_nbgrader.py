@@ -18,10 +18,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from autograder import registry
-from autograder.crosscheck import compare, fast_grade
-from autograder.release import assignment_ids
-from autograder.synthetic import STUDENTS
+from autograder.core import registry
+from autograder.course.crosscheck import compare, fast_grade
+from autograder.course.release import assignment_ids
+from autograder.course.synthetic import STUDENTS
 
 LOOPING_STUDENT = "gus"
 

@@ -13,8 +13,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Callable
 
-from autograder import calls, casefile, judge, registry
-from autograder import verdicts as V
+from autograder.core import calls, casefile, judge, registry
+from autograder.core import verdicts as V
 
 MUTANTS_DIR = Path(__file__).resolve().parent / "mutants"
 

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.tiny_models import build_tiny
+from autograder.core.tiny_models import build_tiny
 from utils.reference import class_visualization_update_step, neuron_visualization_update_step
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import registry
-from autograder.release import assignment_ids
-from autograder.runner import Session
+from autograder.core import registry
+from autograder.course.release import assignment_ids
+from autograder.grade.session import Session
 
 ROOT = Path(__file__).resolve().parent.parent
 IDS = [a for a in assignment_ids(ROOT) if a in registry.entries()]

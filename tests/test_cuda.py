@@ -10,10 +10,10 @@ import pytest
 import torch
 from torch import nn
 
-from autograder import calls, casefile, registry
-from autograder import verdicts as V
-from autograder.compare import compare
-from autograder.release import assignment_ids
+from autograder.core import calls, casefile, registry
+from autograder.core import verdicts as V
+from autograder.core.compare import compare
+from autograder.course.release import assignment_ids
 from utils.device import exact_float32
 
 pytestmark = [pytest.mark.cuda,

@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder import casefile, registry
+from autograder.core import casefile, registry
 from utils.image import valid_range
 from utils.reference import deepdream_octaves, deepdream_step, guided_gradient
 from utils.reference.deepdream import GRAD_EPS, deepdream, jittered, layer_features, octave_sizes, resize
@@ -263,7 +263,7 @@ def test_notebook_helpers_are_the_reference_helpers():
     x = torch.randn(2, 3, 13, 11, generator=torch.Generator().manual_seed(0))
     for size in [(7, 5), (13, 11), (20, 30)]:
         assert torch.equal(ns["resize"](x, size), resize(x, size))
-    from autograder.tiny_models import build_tiny
+    from autograder.core.tiny_models import build_tiny
 
     model = build_tiny("tiny_cnn", seed=0)
     a = ns["jittered"](model, 3, torch.Generator().manual_seed(1)).features[:5](x)

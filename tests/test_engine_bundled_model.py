@@ -8,18 +8,19 @@ import nbformat
 import pytest
 import torch
 
-from autograder import casefile, references, registry, runner
+from autograder.core import casefile, casegen, registry
+from autograder.grade.session import Session
 
 pytest.importorskip("utils.models")
 
 QUESTIONS = '''
 import torch
 from pathlib import Path
-from autograder.spec import Assignment, Case, ModelRef, Question, TensorMatch
+from autograder.core.spec import Assignment, Case, ModelRef, Question, TensorMatch
 
 HERE = Path(__file__).resolve().parent
 REFERENCE = str(HERE / "ref.py")
-REFERENCES_DIR = HERE / "refs"
+CASES_DIR = HERE / "refs"
 
 
 def build(seed, n):
@@ -40,7 +41,7 @@ def entry(tmp_path_factory):
     (folder / "questions.py").write_text(QUESTIONS)
     (folder / "ref.py").write_text(ANSWER)
     entry = registry.register(folder / "questions.py")
-    references.generate(entry)
+    casegen.generate(entry)
     return entry
 
 
@@ -74,7 +75,7 @@ def test_worker_grades_with_the_bundled_model(entry, tmp_path):
     """)
     wrong_path = tmp_path / "wrong.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(wrong)]), wrong_path)
-    with runner.Session(timeout=30) as session:
+    with Session(timeout=30) as session:
         (result,) = session.grade(path, entry)
         (wrong_result,) = session.grade(wrong_path, entry)
     assert (result.verdict, result.points) == ("passed", 1.0), result.message

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from autograder import calls, judge
-from autograder import verdicts as V
-from autograder.compare import compare
-from autograder.spec import Case, Property, PropertyCheck, Question, TensorMatch
+from autograder.core import calls, judge
+from autograder.core import verdicts as V
+from autograder.core.compare import compare
+from autograder.core.spec import Case, Property, PropertyCheck, Question, TensorMatch
 
 
 def out(t):

@@ -4,7 +4,7 @@ from __future__ import annotations
 import nbformat
 import pytest
 
-from autograder import extract
+from autograder.core import extract
 
 
 def nb_with(*sources, markdown_first=True):

@@ -11,11 +11,11 @@ import itertools
 import pytest
 import torch
 
-from autograder import calls, casefile, judge, registry
-from autograder import verdicts as V
-from autograder.release import assignment_ids
-from autograder.scoring import question_points
-from autograder.spec import Mistake
+from autograder.core import calls, casefile, judge, registry
+from autograder.core import verdicts as V
+from autograder.course.release import assignment_ids
+from autograder.core.scoring import question_points
+from autograder.core.spec import Mistake
 
 IDS = [a for a in assignment_ids() if a in registry.entries()]
 

@@ -7,9 +7,10 @@ import warnings
 import pytest
 import torch
 
-from autograder import casefile, check, registry
-from autograder.nbgrader_hook import score
-from autograder.selfcheck import SelfCheckFailed
+from autograder.core import casefile, registry
+from autograder import check
+from autograder.kernel.nbgrader_hook import score
+from autograder.kernel.selfcheck import SelfCheckFailed
 from tests.fixtures.fixture_assignment import students
 
 registry.register(students.QUESTIONS)
@@ -94,7 +95,7 @@ def test_score_is_silent_on_stderr_and_never_raises(capfd):
 
 
 def test_in_process_time_limit():
-    from autograder import inprocess
+    from autograder.kernel import inprocess
 
     def slow(x):
         while True:
@@ -107,8 +108,8 @@ def test_in_process_time_limit():
 
 @pytest.mark.parametrize("q", list(students.CORRECT))
 def test_score_agrees_with_question_points(q):
-    from autograder.nbgrader_hook import results
-    from autograder.scoring import question_points
+    from autograder.kernel.nbgrader_hook import results
+    from autograder.core.scoring import question_points
 
     _, question, found = results(q, ns[q])
     assert score(q, ns[q]) == question_points(question, [r.case for r in found if r.passed]) == question.points

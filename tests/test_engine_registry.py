@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder import casefile, registry
+from autograder.core import casefile, registry
 from tests.fixtures.fixture_assignment import students
 
 registry.register(students.QUESTIONS)

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
-from autograder.scoring import case_points, question_points
-from autograder.spec import Case, Question
+from autograder.core.scoring import case_points, question_points
+from autograder.core.spec import Case, Question
 
 
 def q(points, weights):

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from utils.image import valid_range
-from autograder.tiny_models import build_tiny
+from autograder.core.tiny_models import build_tiny
 from utils.reference import alpha_norm, feature_reconstruction_loss, tv_norm
 from utils.reference.feature_inversion import TV_EPS, invert_features, layer_features
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.tiny_models import build_tiny
+from autograder.core.tiny_models import build_tiny
 from utils.reference.fooling import (
     fooling_step,
     make_fooling_image,

@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from autograder import registry
-from autograder.batch import CSV_COLUMNS, grade_folder
+from autograder.core import registry
+from autograder.grade.batch import CSV_COLUMNS, grade_folder
 from tests.fixtures.fixture_assignment import students
 
 A = students.ASSIGNMENT

@@ -30,12 +30,14 @@ import nbformat
 import pytest
 import torch
 
-from autograder import registry, runner, sandbox
-from autograder.batch import BatchError, grade_folder, lock_out
+from autograder.core import registry
+from autograder.grade import isolation
+from autograder.grade.session import Session
+from autograder.grade.batch import BatchError, grade_folder, lock_out
 from tests.fixtures.fixture_assignment import students
 
 A = students.ASSIGNMENT
-NAMESPACE = sandbox.isolation_level() == sandbox.NAMESPACE
+NAMESPACE = isolation.isolation_level() == isolation.NAMESPACE
 ROOT = os.geteuid() == 0
 QS = ["add_one", "softmax_rows", "saliency_like", "scale_inplace_", "orthogonal_rows"]
 TIMEOUT, LOAD_TIMEOUT = 5, 4
@@ -183,7 +185,7 @@ def _notebook_with_string_metadata() -> str:
 
 NON_UTF8 = os.fsdecode(b"caf\xe9_windows_zip")
 FORMULA_STUDENT = "=1+1"
-FOREIGN_UID = sandbox.UID_BASE + 1  # pid 1 never runs under it: the old orphan sweep killed whatever did
+FOREIGN_UID = isolation.UID_BASE + 1  # pid 1 never runs under it: the old orphan sweep killed whatever did
 
 
 @pytest.fixture(scope="module")
@@ -333,7 +335,7 @@ PROBE = '''def add_one(x):
 @pytest.fixture(scope="module")
 def probe_session():
     """One grader session (one fork server) for the direct probes of the namespace level."""
-    with runner.Session(timeout=10) as session:
+    with Session(timeout=10) as session:
         yield session
 
 
@@ -362,7 +364,7 @@ def test_without_the_namespace_the_attacks_are_real(tmp_path):
     above test something."""
     entry = registry.register(students.QUESTIONS)
     nb = students.write_submission(tmp_path, "reads_hidden", students.HOSTILE["reads_hidden"])
-    with runner.Session(timeout=10, isolate=False) as session:
+    with Session(timeout=10, isolate=False) as session:
         info: dict = {}
         results = session.grade(nb, entry, info)
     assert info["isolation"] == "process"
@@ -428,7 +430,7 @@ def test_careless_or_unusual_but_working_notebooks_get_full_marks(more, student)
 def test_only_what_graded_functions_need_runs_at_load():
     """Non-literal assignments run when a graded function needs them (bound to its name, read by it or by what it
     calls, or read by a definition when it runs); a demo global that only an ungraded helper reads never runs."""
-    from autograder import extract
+    from autograder.core import extract
 
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in [
         "import torch\nnet = load_big_model()\nSCALE = torch.tensor(2.0)\ndef helper(x):\n    return net(x)\n",
@@ -528,7 +530,7 @@ def test_full_or_read_only_disk_gives_a_clear_error(tmp_path, capsys, options):
 def test_disk_full_while_grading_gives_a_clear_error(tmp_path, monkeypatch):
     import errno
 
-    from autograder import feedback
+    from autograder.grade import feedback
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")

@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from autograder import registry
-from autograder.batch import grade_folder
+from autograder.core import registry
+from autograder.grade.batch import grade_folder
 from tests.fixtures.fixture_assignment import students
 
 A = students.ASSIGNMENT

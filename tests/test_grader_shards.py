@@ -14,11 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from autograder import cli, registry
-from autograder.batch import BatchError, grade_folder, parse_shard, shard_of
-from autograder.merge import merge
-from autograder.store import Store
-from autograder.verdicts import CaseResult, Result
+from autograder import cli
+from autograder.core import registry
+from autograder.grade.batch import BatchError, grade_folder, parse_shard, shard_of
+from autograder.grade.merge import merge
+from autograder.grade.store import Store
+from autograder.core.verdicts import CaseResult, Result
 from tests.fixtures.fixture_assignment import students
 
 A = students.ASSIGNMENT

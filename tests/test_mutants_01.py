@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder import verdicts as V
+from autograder.core import verdicts as V
 from tests.mutant_harness import Harness
 
 ASSIGNMENT_ID = "01_saliency_class_visualization"

@@ -24,8 +24,8 @@ import importlib
 import pytest
 import torch
 
-from autograder import calls, casefile
-from autograder import verdicts as V
+from autograder.core import calls, casefile
+from autograder.core import verdicts as V
 from tests.mutant_harness import Harness
 
 ASSIGNMENT_ID = "02_feature_inversion"

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pytest
 
-from autograder import verdicts as V
+from autograder.core import verdicts as V
 from tests.mutant_harness import Harness
 
 ASSIGNMENT_ID = "03_deepdream"
@@ -52,8 +52,8 @@ def test_accumulated_gradients_pass_one_call_and_fail_repeated_calls():
     assert q.repeat >= 2
     fn = M.WRONG["deepdream_step"]["grad_accumulates"]
     once = replace(q, repeat=1)
-    from autograder import calls, casefile
-    from autograder.compare import compare
+    from autograder.core import calls, casefile
+    from autograder.core.compare import compare
 
     for case in q.cases:
         cf = H.case_file(q.id, case.name)

@@ -15,7 +15,7 @@ import importlib
 
 import pytest
 
-from autograder import verdicts as V
+from autograder.core import verdicts as V
 from tests.mutant_harness import Harness
 
 ASSIGNMENT_ID = "04_neural_style"

@@ -14,8 +14,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from autograder import casefile
-from autograder import verdicts as V
+from autograder.core import casefile
+from autograder.core import verdicts as V
 from tests.mutant_harness import Harness
 
 ASSIGNMENT_ID = "05_fooling_images"

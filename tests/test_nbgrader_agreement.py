@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pytest
 
-from autograder import registry
-from autograder.crosscheck import compare
-from autograder.release import assignment_ids
+from autograder.core import registry
+from autograder.course.crosscheck import compare
+from autograder.course.release import assignment_ids
 
 IDS = [a for a in assignment_ids() if a in registry.entries()]
 

@@ -228,7 +228,7 @@ def test_a_blend_of_one_style_leaves_the_style_loss_unchanged():
 
 
 def _cases():
-    from autograder import registry
+    from autograder.core import registry
 
     entry = registry.get("04_neural_style")
     return [(entry, q, c) for q in entry.assignment.questions for c in q.cases]
@@ -237,7 +237,7 @@ def _cases():
 @pytest.mark.parametrize("entry,question,case", _cases(), ids=lambda v: getattr(v, "name", getattr(v, "id", "")))
 def test_references_leave_their_inputs_unchanged(entry, question, case):
     """No graded reference modifies an argument or leaves a gradient on it (the notebook asks the same)."""
-    from autograder import casefile
+    from autograder.core import casefile
 
     args = casefile.build_args(casefile.read(entry.case_path(question, case)))
     tensors = {f"{k}[{i}]": t for k, v in args.items() for i, t in enumerate(v if isinstance(v, list) else [v])
@@ -251,8 +251,8 @@ def test_references_leave_their_inputs_unchanged(entry, question, case):
 def _references_match_case_files_on(device: str) -> None:
     """Every case's inputs moved to ``device``: the reference runs there (no tensor made on another device inside)
     and its output matches the committed expected output within the question's own tolerances."""
-    from autograder import casefile
-    from autograder.compare import compare
+    from autograder.core import casefile
+    from autograder.core.compare import compare
 
     def move(v):
         if isinstance(v, torch.Tensor):

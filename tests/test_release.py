@@ -7,8 +7,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from autograder import registry
-from autograder.release import (assignment_ids, build_student_bundle, generate_assignments, leak_check,
+from autograder.core import registry
+from autograder.course.release import (assignment_ids, build_student_bundle, generate_assignments, leak_check,
                                 reference_bodies, solution_blocks)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -56,10 +56,10 @@ def bundle(tmp_path_factory):
 def test_student_bundle_is_clean(bundle):
     assert leak_check(bundle, ROOT) == []
     assert not (bundle / "utils" / "reference").exists()
-    assert not (bundle / "autograder" / "references" / "hidden").exists()
+    assert not (bundle / "autograder" / "cases" / "hidden").exists()
     assert not (bundle / "solutions").exists()
     assert (bundle / "utils" / "weights" / "shapes.safetensors").exists()
-    assert any((bundle / "autograder" / "references" / "public").rglob("*.safetensors"))
+    assert any((bundle / "autograder" / "cases" / "public").rglob("*.safetensors"))
     for aid in IDS:
         text = (bundle / "assignments" / aid / f"{aid}.ipynb").read_text()
         for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):

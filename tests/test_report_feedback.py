@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from autograder import feedback, report
-from autograder import verdicts as V
+from autograder.grade import feedback, report
+from autograder.core import verdicts as V
 
 
 def _case(q, name, verdict, points, max_points, public=True, message="", output=None):
@@ -125,8 +125,8 @@ def test_student_names_are_escaped_and_linked_safely(tmp_path):
 
 def test_notebook_dying_at_load_gets_one_message_naming_the_cell(tmp_path):
     """Graded for real (the fixture assignment): a notebook whose last cell calls os._exit while loading."""
-    from autograder import registry
-    from autograder.batch import grade_folder
+    from autograder.core import registry
+    from autograder.grade.batch import grade_folder
     from tests.fixtures.fixture_assignment import students
 
     registry.register(students.QUESTIONS)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from autograder.tiny_models import build_tiny
+from autograder.core.tiny_models import build_tiny
 from utils.reference import compute_saliency_maps
 
 

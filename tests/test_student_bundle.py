@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from autograder import registry
-from autograder.release import INSTRUCTOR_ONLY_PACKAGES, build_student_bundle, leak_check
+from autograder.core import registry
+from autograder.course.release import INSTRUCTOR_ONLY_PACKAGES, build_student_bundle, leak_check
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from autograder import registry
-from autograder.nbgrader_api import _venv_on_path, course_config
-from autograder.nbgrader_preprocessors import lenient_checks
+from autograder.core import registry
+from autograder.course.nbgrader_api import _venv_on_path, course_config
+from autograder.course.nbgrader_preprocessors import lenient_checks
 
 ROOT = Path(__file__).resolve().parent.parent
 AID = "05_fooling_images"

@@ -1,6 +1,6 @@
 """01_saliency_class_visualization: saliency maps, class visualization, Yosinski's regularizers, neuron ascent.
 
-Every case uses a tiny CNN (``autograder.tiny_models.tiny_cnn``) with weights drawn from the case's seed, so the
+Every case uses a tiny CNN (``autograder.core.tiny_models.tiny_cnn``) with weights drawn from the case's seed, so the
 references never depend on how the bundled model was trained. Hidden cases change the seed, the batch size (N = 1
 and N larger than the public case's, so a hard-coded batch size fails) and the image size.
 """
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.spec import Assignment, Case, Mistake, ModelRef, Question, TensorMatch
+from autograder.core.spec import Assignment, Case, Mistake, ModelRef, Question, TensorMatch
 
 from ._inputs import gen
 

@@ -2,7 +2,7 @@
 
 ``feature_reconstruction_loss``, ``alpha_norm`` and ``tv_norm`` have one right answer each, so they are tensor
 matches. ``invert_features`` has many right answers (any good local minimum of the objective from any random
-start), so it is a property check, on tiny CNNs (``autograder.tiny_models.tiny_cnn``, weights drawn from the case's
+start), so it is a property check, on tiny CNNs (``autograder.core.tiny_models.tiny_cnn``, weights drawn from the case's
 seed) and small images, calibrated on the reference's own result for the same case:
 
 * **matches the code** (required): for every image, the relative feature error ``||Phi(x) - Phi0||^2 /
@@ -34,7 +34,7 @@ from typing import Any, Mapping
 
 import torch
 
-from autograder.spec import Assignment, Case, Mistake, ModelRef, Property, PropertyCheck, Question, TensorMatch
+from autograder.core.spec import Assignment, Case, Mistake, ModelRef, Property, PropertyCheck, Question, TensorMatch
 
 from ._inputs import gen, shapes_bounds, shapes_card, shapes_normalize
 
@@ -97,7 +97,7 @@ def build_tv(seed: int, shape: list[int], beta: float, flat: bool = False) -> di
 def build_invert(seed: int, n: int, size: list[int], layer_index: int, beta: float, tv_weight: float,
                  alpha_weight: float = 1e-5, num_iterations: int = 150, learning_rate: float = 0.05,
                  init_std: float = 0.1, photo: str | None = None) -> dict:
-    from autograder.tiny_models import build_tiny
+    from autograder.core.tiny_models import build_tiny
 
     model = build_tiny("tiny_cnn", seed=seed)
     x0 = _images(seed, n, tuple(size), photo)

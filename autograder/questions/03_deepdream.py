@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.spec import Assignment, Case, Mistake, ModelRef, Question, TensorMatch
+from autograder.core.spec import Assignment, Case, Mistake, ModelRef, Question, TensorMatch
 
 from ._inputs import gen
 

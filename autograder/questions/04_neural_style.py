@@ -11,7 +11,7 @@ Question order and the style_loss -> gram_matrix dependency
 -----------------------------------------------------------
 A real cs231n ``style_loss`` calls the student's own ``gram_matrix`` (the notebook's does too), so a wrong
 ``gram_matrix`` also costs ``style_loss``: the grader grades ``style_loss`` with whatever ``gram_matrix`` the student
-wrote. Every other graded function is a leaf. The demo's synthetic class (``autograder.synthetic``) breaks the
+wrote. Every other graded function is a leaf. The demo's synthetic class (``autograder.course.synthetic``) breaks the
 questions at positions 0-4 of this list in five different ways and nothing at position 5, so ``gram_matrix`` comes
 last here (the notebook still teaches it before ``style_loss``): then each synthetic student loses exactly the
 question they break. The mutant corpus (``tests/mutants/mutants_04.py``) replaces one function at a time with the
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.spec import Assignment, Case, Mistake, Question, TensorMatch
+from autograder.core.spec import Assignment, Case, Mistake, Question, TensorMatch
 
 from ._inputs import gen
 

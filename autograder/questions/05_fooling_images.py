@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.spec import Assignment, Case, Mistake, ModelRef, Property, PropertyCheck, Question, TensorMatch
+from autograder.core.spec import Assignment, Case, Mistake, ModelRef, Property, PropertyCheck, Question, TensorMatch
 
 from ._inputs import gen, shapes_bounds, shapes_card, shapes_normalize
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from autograder.spec import Assignment, Case, Mistake, Property, PropertyCheck, Question, TensorMatch
+from autograder.core.spec import Assignment, Case, Mistake, Property, PropertyCheck, Question, TensorMatch
 
 from ._inputs import gen
 

@@ -1,0 +1,187 @@
+"""Comparing a student's outputs with the reference's: pure functions, run in the grader's own process.
+
+``compare(spec, expected, got, inputs)`` returns ``(verdict, message)``. Student code never runs here, so
+monkeypatching torch / numpy / builtins in the student's process changes nothing.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Mapping
+
+import torch
+
+from autograder.core import verdicts as V
+from autograder.core.spec import Property, PropertyCheck, TensorMatch
+
+Outputs = Mapping[str, torch.Tensor]
+
+
+def _kind(dtype: torch.dtype) -> str:
+    if dtype == torch.bool:
+        return "bool"
+    if dtype.is_floating_point:
+        return "float"
+    if dtype.is_complex:
+        return "complex"
+    return "int"
+
+
+def _shape(t: torch.Tensor) -> str:
+    return "(" + ", ".join(str(s) for s in t.shape) + ("," if t.dim() == 1 else "") + ")"
+
+
+def _index(flat: int, shape: torch.Size) -> str:
+    idx = []
+    for size in reversed(shape):
+        idx.append(flat % size)
+        flat //= size
+    return "(" + ", ".join(str(i) for i in reversed(idx)) + ")" if idx else "()"
+
+
+def _label(key: str, many: bool) -> str:
+    if not many:
+        return "output"
+    return "output" if key == "out" else f"output {key[3:]} of the tuple"
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4g}"
+
+
+def _percent(fraction: float) -> str:
+    """0.05556 -> '5.556 %'; 1e-4 -> '0.01 %'; huge ratios stay readable ('3.2e+05 %')."""
+    return f"{100 * fraction:.4g} %"
+
+
+def _structure(expected: Outputs, got: Outputs) -> str | None:
+    if set(expected) == set(got):
+        return None
+    def describe(o: Outputs) -> str:
+        return "a single tensor" if list(o) == ["out"] else f"a tuple of {len(o)}"
+    return f"expected {describe(expected)}, got {describe(got)}"
+
+
+def check_shapes(expected: Outputs, got: Outputs) -> tuple[str, str] | None:
+    """Wrong structure / shape, or None when every output has the reference's shape."""
+    problem = _structure(expected, got)
+    if problem:
+        return V.WRONG_SHAPE, problem
+    many = len(expected) > 1
+    for key, exp in expected.items():
+        g = got[key]
+        if tuple(g.shape) != tuple(exp.shape):
+            return V.WRONG_SHAPE, f"{_label(key, many)}: expected shape {_shape(exp)}, got {_shape(g)}"
+    return None
+
+
+def check_finite(expected: Outputs, got: Outputs) -> tuple[str, str] | None:
+    many = len(expected) > 1
+    for key, exp in expected.items():
+        g = got[key]
+        if _kind(g.dtype) not in ("float", "complex"):
+            continue
+        bad = ~torch.isfinite(g)
+        if _kind(exp.dtype) in ("float", "complex"):
+            bad &= torch.isfinite(exp)
+        n = int(bad.sum())
+        if n:
+            first = int(torch.nonzero(bad.reshape(-1))[0])
+            nans = int(torch.isnan(g[bad]).sum())
+            what = "NaN" if nans == n else "Inf" if nans == 0 else "NaN or Inf"
+            return V.NON_FINITE, (f"{_label(key, many)}: {n} of {g.numel()} values are {what} "
+                                  f"(first at index {_index(first, g.shape)})")
+    return None
+
+
+def tensor_match(spec: TensorMatch, expected: Outputs, got: Outputs) -> tuple[str, str]:
+    found = check_shapes(expected, got)
+    if found:
+        return found
+    many = len(expected) > 1
+    if spec.check_dtype:
+        for key, exp in expected.items():
+            if _kind(got[key].dtype) != _kind(exp.dtype):
+                return V.WRONG_DTYPE, (f"{_label(key, many)}: expected a {_kind(exp.dtype)} tensor ({exp.dtype}), "
+                                       f"got {got[key].dtype}")
+    found = check_finite(expected, got)
+    if found:
+        return found
+    for key, exp in expected.items():
+        e = exp.to(torch.float64) if _kind(exp.dtype) != "complex" else exp.to(torch.complex128)
+        g = got[key].to(e.dtype)
+        err = (g - e).abs()
+        both_nan = torch.isnan(g) & torch.isnan(e) if e.is_floating_point() else torch.zeros_like(err, dtype=bool)
+        err = torch.where(both_nan, torch.zeros_like(err), err)
+        err = torch.nan_to_num(err, nan=float("inf"))
+        allowed = spec.atol + spec.rtol * e.abs()
+        bad = err > allowed
+        n = int(bad.sum())
+        if n:
+            flat = int(torch.argmax(torch.where(bad, err, torch.zeros_like(err))).item()) if err.dim() else 0
+            rel = err / e.abs().clamp_min(1e-12)
+            max_rel = float(rel[bad].max())
+            i = _index(flat, e.shape)
+            return V.WRONG_VALUES, (
+                f"{_label(key, many)}: {n} of {e.numel()} values differ from the reference by more than allowed; "
+                f"max abs error {_fmt(float(err.max()))} at index {i} (got {_fmt(float(g.reshape(-1)[flat].real))}, "
+                f"expected {_fmt(float(e.reshape(-1)[flat].real))}); the worst value is {_percent(max_rel)} off; "
+                f"allowed: a difference of {spec.atol:g} plus {_percent(spec.rtol)} of the expected value")
+    return V.PASSED, "matches the reference"
+
+
+def property_check(spec: PropertyCheck, expected: Outputs, got: Outputs,
+                   inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]],
+                   calibration: Outputs | None = None) -> tuple[str, str, float]:
+    """``(verdict, message, credit)``: credit 1 when every property holds, 0 when a required one fails, else the
+    weighted share of the properties that hold (partial credit)."""
+    found = check_shapes(expected, got) or check_finite(expected, got)
+    if found:
+        return (*found, 0.0)
+    if callable(inputs):
+        inputs = inputs()
+    reference = {**expected, **(calibration or {})}
+    failed: list[tuple[Property, str]] = []
+    for prop in spec.properties:
+        try:
+            ok, why = prop.check(inputs, got, reference)
+        except Exception as exc:  # noqa: BLE001 - a property that cannot be evaluated has failed
+            ok, why = False, f"could not be checked ({type(exc).__name__}: {exc})"
+        if not ok:
+            failed.append((prop, why))
+            if prop.required:
+                return V.PROPERTY_FAILED, f"property {prop.name!r} failed: {why}", 0.0
+    if not failed:
+        names = ", ".join(p.name for p in spec.properties)
+        return V.PASSED, f"all properties hold ({names})", 1.0
+    total = math.fsum(p.weight for p in spec.properties)
+    credit = math.fsum(p.weight for p in spec.properties if p not in [f for f, _ in failed]) / total
+    prop, why = failed[0]
+    more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+    return V.PROPERTY_FAILED, (f"property {prop.name!r} failed{more}: {why}; the other properties hold, "
+                               f"so this case earns {credit:.0%} of its points"), credit
+
+
+def _split(expected: Outputs) -> tuple[Outputs, Outputs]:
+    """The reference outputs, and the calibration values stored beside them (keys starting with ``_``)."""
+    outputs = {k: v for k, v in expected.items() if not k.startswith("_")}
+    return outputs, {k: v for k, v in expected.items() if k.startswith("_")}
+
+
+def compare_with_credit(spec: TensorMatch | PropertyCheck, expected: Outputs, got: Outputs,
+                        inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None
+                        ) -> tuple[str, str, float]:
+    """``(verdict, message, credit)`` for one case's outputs; credit is the share of the case's points earned
+    (1 when passed; between 0 and 1 only for property checks with optional properties)."""
+    outputs, calibration = _split(expected)
+    if isinstance(spec, PropertyCheck):
+        return property_check(spec, outputs, got, inputs if inputs is not None else {}, calibration)
+    verdict, message = tensor_match(spec, outputs, got)
+    return verdict, message, 1.0 if verdict == V.PASSED else 0.0
+
+
+def compare(spec: TensorMatch | PropertyCheck, expected: Outputs, got: Outputs,
+            inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None) -> tuple[str, str]:
+    """The verdict and message for one case's outputs. ``inputs`` (or a function building them) is only needed
+    by property checks."""
+    verdict, message, _ = compare_with_credit(spec, expected, got, inputs)
+    return verdict, message

@@ -1,0 +1,89 @@
+"""Framing for the pipes between the grader, the worker and the per-question children.
+
+A frame is ``>II`` (JSON length, payload length), then a JSON header, then the payload (safetensors bytes of the
+student's outputs, or nothing). Readers cap both lengths, so a hostile process cannot make the grader allocate
+without bound; anything malformed (bad JSON, JSON nested too deep, not an object) ends the stream. What a header
+*says* is checked by the reader of each channel (:meth:`autograder.grade.session.Session._read_worker`).
+"""
+from __future__ import annotations
+
+import struct
+from json import dumps as _dumps
+from json import loads as _loads
+from os import read as _read
+from os import write as _write
+from select import select as _select
+from time import monotonic as _monotonic
+from typing import Any
+
+# Functions are bound at import, before any student code runs in the worker, so a submission that monkeypatches
+# json / os / select at import cannot break the channel that reports its results.
+
+_HEAD = struct.Struct(">II")
+MAX_JSON = 1 << 20
+MAX_PAYLOAD = 256 << 20
+
+
+class ProtocolError(Exception):
+    """A malformed or oversized frame."""
+
+
+def pack(header: dict[str, Any], payload: bytes = b"") -> bytes:
+    data = _dumps(header).encode()
+    return _HEAD.pack(len(data), len(payload)) + data + payload
+
+
+def write_frame(fd: int, header: dict[str, Any], payload: bytes = b"") -> None:
+    view = memoryview(pack(header, payload))
+    while view:
+        n = _write(fd, view)
+        view = view[n:]
+
+
+class FrameReader:
+    """Incremental reader of frames from a non-blocking-safe fd with deadlines (via select)."""
+
+    def __init__(self, fd: int, max_payload: int = MAX_PAYLOAD):
+        self.fd = fd
+        self.buf = bytearray()
+        self.max_payload = max_payload
+        self.eof = False
+
+    def _parse(self):
+        if len(self.buf) < _HEAD.size:
+            return None
+        jlen, plen = _HEAD.unpack_from(self.buf)
+        if jlen > MAX_JSON or plen > self.max_payload:
+            raise ProtocolError(f"frame too large ({jlen} + {plen} bytes)")
+        end = _HEAD.size + jlen + plen
+        if len(self.buf) < end:
+            return None
+        try:
+            header = _loads(bytes(self.buf[_HEAD.size:_HEAD.size + jlen]))
+        except (ValueError, RecursionError) as exc:  # RecursionError: JSON nested deeper than the C stack allows
+            raise ProtocolError(f"bad frame header: {type(exc).__name__}") from None
+        if not isinstance(header, dict):
+            raise ProtocolError("bad frame header: not an object")
+        payload = bytes(self.buf[_HEAD.size + jlen:end])
+        del self.buf[:end]
+        return header, payload
+
+    def read(self, deadline: float | None):
+        """The next frame, or None at EOF; raises TimeoutError past ``deadline`` (a time.monotonic() value)."""
+        while True:
+            frame = self._parse()
+            if frame is not None:
+                return frame
+            if self.eof:
+                if self.buf:
+                    raise ProtocolError("stream ended inside a frame")
+                return None
+            wait = None if deadline is None else max(0.0, deadline - _monotonic())
+            ready, _, _ = _select([self.fd], [], [], wait)
+            if not ready:
+                raise TimeoutError
+            chunk = _read(self.fd, 1 << 20)
+            if not chunk:
+                self.eof = True
+            else:
+                self.buf += chunk

@@ -1,0 +1,657 @@
+"""Grading one submission: extract its code, run it in a sandboxed worker, judge what comes back.
+
+``Session`` prepares, once per batch, a public copy of the libraries student code may import and inputs-only
+copies of every case file (expected outputs stay in the grader's memory), then grades notebooks one worker process
+each. Comparisons happen here, never in the worker.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import signal
+import site
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from safetensors.torch import load as st_load
+
+from autograder.core import casefile, extract, judge, registry
+from autograder.grade import isolation
+from autograder.core import verdicts as V
+from autograder.grade.protocol import FrameReader, ProtocolError
+from autograder.core.spec import Question
+
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MEMORY_MB = 2048
+STARTUP_TIMEOUT = 180.0
+#: Largest output payload one case may send back (the worker itself refuses outputs over 64 MB).
+MAX_CASE_PAYLOAD = (64 << 20) + (1 << 20)
+#: Output bytes the grader keeps in memory for one submission, all cases together; later cases are refused.
+RESULT_BUDGET = 128 << 20
+#: Seconds of slack a question gets beyond ``timeout`` before the grader stops waiting for its worker.
+QUESTION_SLACK = 10.0
+#: Modules the fork server imports before any student code, so a notebook's setup imports cost nothing per
+#: submission. ``utils.*`` stands for every public ``utils`` module (the worker's copy has no ``reference/``).
+PRELOAD = ["numpy", "torch.nn", "torch.nn.functional", "matplotlib", "matplotlib.pyplot", "tqdm.auto", "utils",
+           "utils.*", "autograder", "autograder.kernel.selfcheck"]
+
+
+class GraderError(Exception):
+    """The grading machinery failed before any student code ran: not the student's fault, nothing is stored."""
+
+
+def repo_root() -> Path | None:
+    """The source checkout the engine runs from (None when installed as a package)."""
+    root = registry.PACKAGE_DIR.parent
+    return root if (root / "pyproject.toml").is_file() else None
+
+
+def _copytree(src: Path, dst: Path, skip: Iterable[str]) -> None:
+    skip = set(skip)
+
+    def ignore(folder: str, names: list[str]) -> list[str]:
+        rel = Path(folder).relative_to(src)
+        return [n for n in names if n == "__pycache__" or n.endswith(".pyc") or str(rel / n) in skip]
+
+    shutil.copytree(src, dst, ignore=ignore)
+
+
+def build_public_lib(dest: Path) -> Path:
+    """A folder with the PUBLIC ``utils`` (no ``reference/``) and ``autograder`` (no questions, no references)."""
+    dest.mkdir(parents=True, exist_ok=True)
+    utils_dir = registry.PACKAGE_DIR.parent / "utils"
+    try:
+        import utils as _utils  # noqa: F401 - where the installed package lives, if elsewhere
+        utils_dir = Path(_utils.__file__).resolve().parent
+    except ImportError:
+        pass
+    if utils_dir.is_dir():
+        _copytree(utils_dir, dest / "utils", skip=["reference"])
+    _copytree(registry.PACKAGE_DIR, dest / "autograder", skip=["questions", "cases"])
+    (dest / "autograder" / "questions").mkdir()
+    (dest / "autograder" / "questions" / "__init__.py").write_text("")
+    return dest
+
+
+def python_paths() -> tuple[list[str], list[str]]:
+    """``(sys.path for the worker, folders it needs)``: the stdlib and site-packages only (no repository)."""
+    prefixes = {os.path.realpath(p) for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+    sites = set()
+    try:
+        sites.update(os.path.realpath(p) for p in site.getsitepackages())
+    except AttributeError:  # pragma: no cover
+        pass
+    paths = []
+    for p in sys.path:  # the repository, the current folder and anything else not installed are left out
+        real = os.path.realpath(p) if p else ""
+        installed = real in sites or any(real == pre or real.startswith(pre + os.sep) for pre in prefixes)
+        if installed and os.path.exists(real) and real not in paths:
+            paths.append(real)
+    keep = sorted(prefixes | sites | {os.path.dirname(os.path.realpath(sys.executable))})
+    return paths, keep
+
+
+def _chmod_public(path: Path) -> None:
+    """Readable by the worker's unprivileged uid (tempfile makes 0700 folders)."""
+    for folder, dirs, files in os.walk(path):
+        os.chmod(folder, 0o755)
+        for f in files:
+            os.chmod(os.path.join(folder, f), 0o644)
+
+
+WORKER_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "CUDA_VISIBLE_DEVICES": "",
+              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl",
+              "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "TQDM_DISABLE": "1"}
+
+
+class ForkServer:
+    """A ``python -I -S`` process that has imported torch and the engine (never student code) and forks one
+    fresh supervisor + worker per submission, so a submission costs a fork instead of an interpreter start."""
+
+    def __init__(self, lib: Path, sys_path: list[str], log_path: Path):
+        self.log_path = log_path
+        self.lock = threading.Lock()
+        config = log_path.with_suffix(".json")
+        config.write_text(json.dumps({"sys_path": sys_path, "preload": PRELOAD}))
+        os.chmod(config, 0o644)
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(lib / "autograder" / "grade" / "worker.py"), str(config), str(theirs.fileno())],
+                cwd=lib, env=WORKER_ENV, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                pass_fds=[theirs.fileno()], start_new_session=True)
+        theirs.close()
+        self._ready = False  # checked at the first spawn: the interpreter starts while the grader prepares
+
+    def _wait_ready(self) -> None:
+        self.sock.settimeout(STARTUP_TIMEOUT)
+        try:
+            ready = self._line()
+        except OSError as exc:
+            ready = f"no answer ({exc})"
+        if '"ready"' not in ready:
+            raise GraderError(f"the grading fork server did not start: {ready}\n{self.log_tail()}")
+        self.sock.settimeout(60)
+        self._ready = True
+
+    def _line(self) -> str:
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise OSError("connection closed")
+            data += chunk
+        return data.decode()
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def spawn(self, plan: Path, result_fd: int) -> int:
+        """Start a worker for ``plan`` writing frames to ``result_fd``; returns its supervisor's pid (a process
+        group leader: kill the group to stop the worker)."""
+        with self.lock:
+            if not self._ready:
+                self._wait_ready()
+            socket.send_fds(self.sock, [json.dumps({"plan": str(plan)}).encode()], [result_fd])
+            return int(json.loads(self._line())["pid"])
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+
+
+@dataclass
+class Prepared:
+    """One assignment ready to grade: expected outputs (grader only) and inputs-only files (worker)."""
+
+    entry: registry.Entry
+    expected: dict[tuple[str, str], casefile.CaseFile]
+    input_files: dict[tuple[str, str], Path]
+    fingerprint: str
+
+    def inputs_builder(self, qid: str, case: str):
+        return lambda: casefile.build_args(self.expected[(qid, case)])
+
+
+def spec_fingerprint(entry: registry.Entry, files: dict, extra: str = "") -> str:
+    h = hashlib.sha256(f"format={casefile.FORMAT}|{extra}".encode())
+    for q in entry.assignment.questions:
+        cmp = q.compare
+        cmp_desc = [p.name for p in cmp.properties] if hasattr(cmp, "properties") else repr(cmp)
+        h.update(json.dumps([q.id, q.points, q.inplace, q.positional, q.repeat, q.reference_name, cmp_desc,
+                             [(c.name, c.weight, c.public) for c in q.cases]]).encode())
+        for c in q.cases:
+            h.update(files[(q.id, c.name)])
+    return h.hexdigest()
+
+
+def _text(value: str, limit: int = 3000) -> str:
+    """A worker's string made safe to store and print: cut to ``limit`` characters, lone surrogates (which JSON
+    can carry but UTF-8 cannot) replaced."""
+    value = value[:limit]
+    try:
+        value.encode("utf-8")
+        return value
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "replace").decode("utf-8")
+
+
+def _remove_stale_sessions(tmp: Path) -> None:
+    """Delete the temporary folders of grader processes that died without cleaning up (e.g. SIGKILL)."""
+    for folder in tmp.glob("autograder-*"):
+        try:
+            pid = int((folder / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            shutil.rmtree(folder, ignore_errors=True)
+        except OSError:
+            pass
+
+
+def _import_quietly(*modules: str) -> None:
+    for module in modules:
+        try:
+            __import__(module)
+        except Exception:  # noqa: BLE001 - the real import reports it
+            pass
+
+
+def _cell_where(index: int | None, cells: list[extract.Cell]) -> str:
+    """The words naming the cell a notebook died or hung in while loading (" while loading cell 12, the cell that
+    defines `f`"); "" if unknown."""
+    cell = next((c for c in cells if c.index == index), None)
+    if cell is None:
+        return ""
+    names = ", ".join(f"`{n}`" for n in cell.defines[:3]) + (", ..." if len(cell.defines) > 3 else "")
+    return f" while loading {cell.label()}" + (f", the cell that defines {names}" if names else "")
+
+
+@dataclass
+class _Outcome:
+    hello: dict | None = None
+    loaded: dict | None = None
+    cases: dict = field(default_factory=dict)      # (qid, case) -> (header, payload)
+    missing: dict = field(default_factory=dict)    # qid -> message
+    failure: str | None = None                     # why the worker stopped early
+    load_timed_out: bool = False
+    hung: bool = False                             # the grader gave up waiting (vs. the worker died)
+    broken: bool = False                           # the worker's channel carried a malformed or forged frame
+    over_deadline: bool = False                    # the submission's wall-clock budget ran out
+    result_bytes: int = 0                          # output bytes kept for this submission
+    returncode: int | None = None                  # how the worker process ended (from its supervisor)
+    cell: int | None = None                        # the notebook cell being loaded (until "loaded")
+    done: bool = False
+    lost: dict = field(default_factory=dict)       # (qid, case) -> status, for cases a dead worker took along
+
+
+class Session:
+    """Grades notebooks against prepared assignments. Use as a context manager (it owns a temporary folder)."""
+
+    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
+                 load_timeout: float | None = None, hide: Iterable[str | Path] = (), tmp_dir: str | None = None,
+                 isolate: bool | None = None):
+        self.timeout = float(timeout)
+        self.memory_mb = int(memory_mb)
+        self.load_timeout = float(load_timeout if load_timeout is not None else max(30.0, 2 * self.timeout))
+        if not (self.timeout > 0 and self.load_timeout > 0 and self.memory_mb > 0):
+            raise ValueError(f"time and memory limits must be positive (timeout={timeout}, "
+                             f"load_timeout={load_timeout}, memory_mb={memory_mb})")
+        # Stale folders only: no process is signalled here. A worker's processes live in its own PID namespace,
+        # which the kernel empties when the worker ends (see isolation.enter), so there are no orphans to hunt.
+        _remove_stale_sessions(Path(tmp_dir or tempfile.gettempdir()))
+        self.base = Path(tempfile.mkdtemp(prefix="autograder-", dir=tmp_dir))
+        os.chmod(self.base, 0o755)
+        (self.base / "owner.pid").write_text(str(os.getpid()))
+        (self.base / "root").mkdir(mode=0o755)  # an empty folder: each worker builds its own root file system on it
+        self.lib = build_public_lib(self.base / "lib")
+        _chmod_public(self.lib)
+        self.sys_path, self.keep = python_paths()
+        self.sys_path.insert(0, str(self.lib))
+        self.hide = [str(p) for p in hide]
+        # False: the "process" level even where namespaces work (tests, comparisons); None: the best available
+        self.isolate = isolation.isolation_level() == isolation.NAMESPACE if isolate is None else isolate
+        self._prepared: dict[str, Prepared] = {}
+        self._lock = threading.Lock()
+        self.isolation_seen: set[str] = set()
+        (self.base / "logs").mkdir()
+        self._server: ForkServer | None = None
+        self._server_lock = threading.Lock()
+        self.server()  # start it now (from this thread): it dies with the thread that started it
+        # nbformat's import (jsonschema and its format grammars) takes about a second, matplotlib's (for the class
+        # report) about half of one: do them while the fork server starts, when this process only waits
+        threading.Thread(target=_import_quietly, args=("nbformat", "matplotlib.figure",
+                                                       "matplotlib.backends.backend_agg"), daemon=True).start()
+
+    def server(self) -> ForkServer:
+        """The fork server, (re)started when needed."""
+        with self._server_lock:
+            if self._server is None or not self._server.alive():
+                if self._server is not None:
+                    self._server.close()
+                self._server = ForkServer(self.lib, self.sys_path, self.base / "logs" / "forkserver.log")
+            return self._server
+
+    # -- set-up -------------------------------------------------------------------------------------------------
+    def prepare(self, entry: registry.Entry | str) -> Prepared:
+        entry = registry.get(entry) if isinstance(entry, str) else entry
+        with self._lock:
+            if entry.id in self._prepared:
+                return self._prepared[entry.id]
+            expected, inputs, raw = {}, {}, {}
+            for q in entry.assignment.questions:
+                for c in q.cases:
+                    path = entry.case_path(q, c)
+                    try:
+                        raw[(q.id, c.name)] = data = path.read_bytes()
+                    except OSError:
+                        raise GraderError(f"reference file missing: {path}; run `python -m autograder references "
+                                          f"--assignment {entry.id}`") from None
+                    cf = casefile.from_bytes(data, str(path))
+                    expected[(q.id, c.name)] = cf
+                    dst = self.base / "inputs" / entry.id / q.id / f"{c.name}.safetensors"
+                    cf.inputs_only().write(dst)
+                    inputs[(q.id, c.name)] = dst
+            _chmod_public(self.base / "inputs")
+            fp = spec_fingerprint(entry, raw, f"timeout={self.timeout}|memory={self.memory_mb}")
+            prepared = Prepared(entry, expected, inputs, fp)
+            self._prepared[entry.id] = prepared
+            return prepared
+
+    # -- grading --------------------------------------------------------------------------------------------------
+    def grade(self, notebook: str | Path, assignment: registry.Entry | str,
+              info: dict | None = None, root: str | Path | None = None) -> list[V.Result]:
+        """Grade one notebook: one :class:`~autograder.core.verdicts.Result` per question, in assignment order.
+
+        ``info`` (optional) receives ``isolation``: the level the worker achieved (``""`` if none ran).
+        ``root``: the submissions folder; folders between it and the notebook must not be symbolic links."""
+        prepared = self.prepare(assignment)
+        questions = list(prepared.entry.assignment.questions)
+        try:
+            nb = extract.read_notebook(notebook, root)
+            cells = extract.extract_cells(nb)
+            extract.select(cells, {q.id for q in questions})
+        except extract.NotebookError as exc:
+            msg = f"notebook could not be read: {exc}"
+            return [judge.question_result(q, judge.same_for_all_cases(q, V.ERROR, msg)) for q in questions]
+        except Exception as exc:  # noqa: BLE001 - whatever a notebook holds, it costs only its own grade
+            msg = f"notebook could not be read: {type(exc).__name__}: {str(exc)[:200]}"
+            return [judge.question_result(q, judge.same_for_all_cases(q, V.ERROR, msg)) for q in questions]
+        outcome = self._run_all(prepared, cells, questions)
+        if info is not None:
+            info["isolation"] = str(((outcome.hello or {}).get("isolation") or {}).get("level", ""))
+        return [self._judge_question(prepared, q, cells, outcome) for q in questions]
+
+    def _run_all(self, prepared: Prepared, cells: list[extract.Cell], questions: list[Question]) -> _Outcome:
+        """Run the questions in workers; when a worker dies mid-way (its code killed it), the question it was on
+        loses its unfinished cases and a fresh worker carries on with the next questions."""
+        merged: _Outcome | None = None
+        remaining = list(questions)
+        budget = self.submission_budget(len(questions))
+        deadline: list[float] = []  # set when the first worker says hello: one deadline for the whole submission
+        while remaining:
+            out = self._run_worker(prepared, cells, remaining, deadline, budget,
+                                   merged.result_bytes if merged is not None else 0)
+            if merged is None:
+                merged = out
+            else:
+                merged.cases.update(out.cases)
+                merged.missing.update(out.missing)
+                merged.result_bytes = out.result_bytes
+            if out.loaded is None:
+                if out is not merged:  # a reload failed although the first load worked
+                    for q in remaining:
+                        for c in q.cases:
+                            merged.lost.setdefault((q.id, c.name), {"status": "crashed", "message": out.failure})
+                break
+            if out.done:
+                break
+            unfinished = [q for q in remaining if q.id not in out.missing and
+                          any((q.id, c.name) not in out.cases for c in q.cases)]
+            if not unfinished:
+                break
+            current = unfinished[0]
+            if out.hung or out.broken or out.over_deadline:
+                # The worker itself stopped answering, wrote a malformed or forged frame, or the submission's time
+                # is up. Question code runs in children the worker times, so only code that ran while the
+                # notebook loaded can do this: a fresh worker would load it again. Every unfinished case is lost.
+                if out.over_deadline:
+                    status = {"status": "timeout", "message": f"the submission used up its time ({budget:g} s)"}
+                elif out.hung:
+                    status = {"status": "timeout"}
+                else:
+                    status = {"status": "crashed", "message": out.failure}
+                for q in unfinished:
+                    for c in q.cases:
+                        if (q.id, c.name) not in out.cases:
+                            merged.lost[(q.id, c.name)] = status
+                break
+            status = {"status": "crashed", "message": out.failure}
+            for c in current.cases:
+                if (current.id, c.name) not in out.cases:
+                    merged.lost[(current.id, c.name)] = status
+            remaining = remaining[remaining.index(current) + 1:]
+        assert merged is not None
+        return merged
+
+    def submission_budget(self, n_questions: int) -> float:
+        """Wall-clock seconds one submission may take from the moment its worker starts loading it: the load, then
+        every question's time limit plus slack (restarts after a crash included)."""
+        return self.load_timeout + n_questions * (self.timeout + 2.0) + QUESTION_SLACK
+
+    def _run_worker(self, prepared: Prepared, cells: list[extract.Cell], questions: list[Question],
+                    deadline: list[float] | None = None, budget: float | None = None,
+                    result_bytes: int = 0) -> _Outcome:
+        work = self.base / "work" / uuid.uuid4().hex
+        work.mkdir(parents=True)
+        cell_entries = []
+        for c in cells:
+            if c.syntax_error is None:
+                name = f"cell_{c.index:03d}.py"
+                (work / name).write_text(c.source, encoding="utf-8")
+                entry = {"index": c.index, "file": str(work / name)}
+                if c.keep is not None:
+                    entry.update(keep=c.keep, soft=c.soft)
+                cell_entries.append(entry)
+        plan = {
+            "workdir": str(work), "keep": [*self.keep, str(self.lib), str(self.base / "inputs"), str(work)],
+            "root": str(self.base / "root"), "cells": cell_entries, "timeout": self.timeout,
+            "memory_mb": self.memory_mb, "namespace": self.isolate,
+            "questions": [{"id": q.id, "function": q.id, "inplace": q.inplace, "positional": q.positional,
+                           "repeat": q.repeat, "optional": list(q.optional),
+                           "cases": [{"name": c.name, "file": str(prepared.input_files[(q.id, c.name)])}
+                                     for c in q.cases]}
+                          for q in questions],
+        }
+        (work / "plan.json").write_text(json.dumps(plan))
+        _chmod_public(work)
+        r, w = os.pipe()
+        try:
+            try:
+                server = self.server()
+                spid = server.spawn(work / "plan.json", w)
+            except OSError:  # the fork server died (killed, out of memory...): start a new one once
+                with self._server_lock:
+                    if self._server is not None:
+                        self._server.close()
+                        self._server = None
+                server = self.server()
+                spid = server.spawn(work / "plan.json", w)
+        finally:
+            os.close(w)
+        started = isolation.start_ticks(spid)
+        outcome = _Outcome(result_bytes=result_bytes)
+        try:
+            self._read_worker(FrameReader(r, max_payload=MAX_CASE_PAYLOAD), prepared, outcome,
+                              deadline if deadline is not None else [],
+                              budget if budget is not None else self.submission_budget(len(questions)))
+        finally:
+            os.close(r)
+            self._stop(spid, outcome, started)
+        if outcome.hello is None:
+            raise GraderError(f"the grading worker did not start: {outcome.failure}\n{server.log_tail()}")
+        shutil.rmtree(work, ignore_errors=True)
+        return outcome
+
+    def _read_worker(self, reader: FrameReader, prepared: Prepared, outcome: _Outcome,
+                     submission_deadline: list[float], budget: float) -> None:
+        """Read the worker's frames into ``outcome``. Code that runs while the notebook loads shares the worker's
+        channel, so every frame is checked by type and size before use: one that is malformed or does not fit the
+        protocol ends this worker (``outcome.broken``). Only progress (a new case or question) extends the wait;
+        the whole submission has one deadline, set when its first worker starts loading it."""
+        questions = {q.id: q for q in prepared.entry.assignment.questions}
+        valid = set(prepared.input_files)
+        per_question = self.timeout + QUESTION_SLACK
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+
+        def broken(why: str) -> None:
+            outcome.broken = True
+            outcome.failure = f"its results could not be read ({why})"
+
+        while True:
+            hard = submission_deadline[0] if submission_deadline else float("inf")
+            try:
+                frame = reader.read(min(deadline, hard))
+            except TimeoutError:
+                if time.monotonic() >= hard:
+                    outcome.over_deadline = True
+                    outcome.failure = f"the submission used up its time ({budget:g} s)"
+                    if outcome.loaded is None:
+                        outcome.load_timed_out = True
+                elif outcome.hello is not None and outcome.loaded is None:
+                    outcome.load_timed_out = True
+                    outcome.failure = f"loading the notebook took more than {self.load_timeout:g} s"
+                else:
+                    outcome.hung = True
+                    outcome.failure = "the grading process stopped responding"
+                return
+            except ProtocolError as exc:
+                broken(str(exc))
+                return
+            if frame is None:  # the worker ended without saying "done": _stop says why
+                return
+            header, payload = frame
+            kind = header.get("type")
+            if not isinstance(kind, str):
+                broken("a message without a type")
+                return
+            if outcome.hello is None:
+                seen = header.get("isolation")
+                if kind == "hello" and isinstance(seen, dict):
+                    outcome.hello = header
+                    self.isolation_seen.add(str(seen.get("level"))[:40])
+                    now = time.monotonic()
+                    if not submission_deadline:
+                        submission_deadline.append(now + budget)
+                    deadline = now + self.load_timeout
+                else:  # the worker failed before loading any student code (sandbox set-up...)
+                    outcome.failure = _text(str(header.get("message", f"unexpected message {kind[:40]!r}")))
+                    return
+            elif kind == "loaded" and outcome.loaded is None:
+                errors = header.get("errors", {})
+                if not isinstance(errors, dict) or not all(
+                        isinstance(k, str) and k.isdigit() and len(k) < 10 and isinstance(v, str)
+                        for k, v in errors.items()):
+                    broken("a malformed 'loaded' message")
+                    return
+                outcome.loaded = {"type": "loaded", "errors": {k: _text(v, 2000) for k, v in errors.items()}}
+                deadline = time.monotonic() + per_question
+            elif kind == "cell" and outcome.loaded is None:  # the cell about to load: no deadline extended
+                index = header.get("index")
+                if isinstance(index, int) and not isinstance(index, bool) and 0 < index < 1_000_000:
+                    outcome.cell = index
+            elif kind == "case" and outcome.loaded is not None:
+                key = (header.get("question"), header.get("case"))
+                status = header.get("status")
+                if not (isinstance(key[0], str) and isinstance(key[1], str) and isinstance(status, str)):
+                    broken("a malformed 'case' message")
+                    return
+                if key in valid and key not in outcome.cases:
+                    clean = {k: _text(v) if isinstance(v, str) else v for k, v in header.items()
+                             if isinstance(v, (str, int, float, bool))}
+                    if payload and outcome.result_bytes + len(payload) > RESULT_BUDGET:
+                        clean = {"status": "bad_output", "message": f"the outputs of this notebook are larger "
+                                 f"than {RESULT_BUDGET >> 20} MB in total; this case's output was not read"}
+                        payload = b""
+                    outcome.result_bytes += len(payload)
+                    outcome.cases[key] = (clean, payload)
+                    deadline = time.monotonic() + per_question  # progress: a new case
+            elif kind in ("missing", "not_callable") and outcome.loaded is not None:
+                q = header.get("question")
+                if not isinstance(q, str) or not isinstance(header.get("kind", ""), str):
+                    broken(f"a malformed {kind!r} message")
+                    return
+                if q in questions and q not in outcome.missing:
+                    outcome.missing[q] = {"type": kind, "kind": _text(str(header.get("kind", "value")), 80)}
+                    deadline = time.monotonic() + per_question
+            elif kind == "done":
+                outcome.done = True
+                return
+            elif kind == "exit":  # the supervisor: the worker process has ended
+                code = header.get("returncode")
+                outcome.returncode = code if isinstance(code, int) and not isinstance(code, bool) else None
+                return
+            elif kind == "fatal":
+                outcome.failure = "the grading process failed after your code was loaded"
+                return
+            # anything else (a second hello, a frame out of order) is ignored and extends no deadline
+
+    def _stop(self, supervisor: int, outcome: _Outcome, started: int | None = None) -> None:
+        try:
+            os.killpg(supervisor, signal.SIGKILL)
+        except OSError:
+            pass
+        seen = (outcome.hello or {}).get("isolation") or {}
+        uid = seen.get("uid")
+        # In its own PID namespace (the normal case) the kernel ends every process of the worker with it. Without
+        # one, kill what runs under the worker's private uid and started after its supervisor: never older
+        # processes that happen to have that uid (a directory service's or a container's ids).
+        if isinstance(uid, int) and seen.get("level") == isolation.NAMESPACE and not seen.get("pid_namespace"):
+            isolation.sweep_uid(uid, since=started)
+        if not outcome.done and outcome.failure is None:
+            outcome.failure = isolation.exit_reason(outcome.returncode)
+
+    def _judge_question(self, prepared: Prepared, q: Question, cells: list[extract.Cell],
+                        outcome: _Outcome) -> V.Result:
+        if outcome.loaded is None:
+            where = _cell_where(outcome.cell, cells)
+            if outcome.load_timed_out:
+                verdict, msg = V.TIMEOUT, f"the notebook's code could not be loaded: {outcome.failure}{where}"
+            else:
+                verdict, msg = V.CRASHED, f"the notebook's code could not be loaded: {outcome.failure}{where}"
+            return judge.question_result(q, judge.same_for_all_cases(q, verdict, msg))
+        if q.id in outcome.missing:
+            header = outcome.missing[q.id]
+            if header["type"] == "not_callable":
+                verdict, msg = V.ERROR, f"`{q.id}` is a {header.get('kind', 'value')}, not a function"
+            else:
+                errors = {int(k): str(v) for k, v in (outcome.loaded.get("errors") or {}).items()}
+                why = extract.explain_missing(q.id, cells, errors)
+                verdict, msg = (V.ERROR, why) if why else \
+                    (V.MISSING, f"no top-level function named `{q.id}` was found in the notebook")
+            return judge.question_result(q, judge.same_for_all_cases(q, verdict, msg))
+        results = []
+        for c in q.cases:
+            got = outcome.cases.get((q.id, c.name))
+            if got is None:
+                status = outcome.lost.get((q.id, c.name)) or {
+                    "status": "crashed", "message": f"no result came back ({outcome.failure or 'unknown reason'})"}
+                outputs = None
+            else:
+                status, payload = got
+                outputs = None
+                if status.get("status") == "ok":
+                    try:
+                        outputs = st_load(payload)
+                    except Exception as exc:  # noqa: BLE001
+                        status = {"status": "bad_output", "message": f"the output could not be read: {exc}"}
+            expected = prepared.expected[(q.id, c.name)]
+            results.append(judge.judge_case(q, c, status, outputs, expected.expected,
+                                            prepared.inputs_builder(q.id, c.name),
+                                            timeout=self.timeout, memory_mb=self.memory_mb))
+        return judge.question_result(q, results)
+
+    # -- lifetime -------------------------------------------------------------------------------------------------
+    def close(self) -> None:
+        with self._server_lock:
+            if self._server is not None:
+                self._server.close()
+                self._server = None
+        shutil.rmtree(self.base, ignore_errors=True)
+
+    def __enter__(self) -> "Session":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def grade_notebook(path: str | Path, assignment: registry.Entry | str, *, timeout: float = DEFAULT_TIMEOUT,
+                   memory_mb: int = DEFAULT_MEMORY_MB, load_timeout: float | None = None) -> list[V.Result]:
+    """Grade one notebook in a sandboxed worker: one Result per question (cases inside)."""
+    with Session(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout) as session:
+        return session.grade(path, assignment)
