@@ -50,7 +50,7 @@ def _positive(kind: type) -> Callable[[str], float]:
 
 
 def _limits(p: argparse.ArgumentParser) -> None:
-    from autograder.grade.session import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
+    from autograder.grade.policy import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 
     p.add_argument("--timeout", type=_positive(float), default=DEFAULT_TIMEOUT,
                    help=f"seconds per question, all its cases together (default {DEFAULT_TIMEOUT:g})")
@@ -106,8 +106,7 @@ def _grade(p: argparse.ArgumentParser):
             shard = parse_shard(args.shard) if args.shard is not None else None
             s = grade_folder(args.submitted, args.out, assignment=args.assignment, workers=args.workers,
                              timeout=args.timeout, memory_mb=args.memory_mb, load_timeout=args.load_timeout,
-                             progress=not args.no_progress,
-                             hide=args.hide, shard=shard)
+                             progress=not args.no_progress, shard=shard)
         except BatchError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -177,7 +176,10 @@ def _list(p: argparse.ArgumentParser):
             for q in entry.assignment.questions:
                 pub = sum(c.public for c in q.cases)
                 unit = "point" if q.points == 1 else "points"
-                print(f"  {q.id}: {q.points:g} {unit}, {pub} public + {len(q.cases) - pub} hidden cases")
+                calls = f"; calls {', '.join(q.calls)}" if q.calls else ""
+                print(f"  {q.id}: {q.points:g} {unit}, {pub} public + {len(q.cases) - pub} hidden cases{calls}")
+                if q.description:
+                    print(f"      {q.description}")
         for path, err in registry.errors().items():
             print(f"failed to load {path}: {err}")
         return 0

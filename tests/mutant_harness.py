@@ -1,19 +1,24 @@
 """Shared harness for the mutant corpora ``tests/mutants/mutants_<nn>.py``.
 
 A corpus module defines ``WRONG`` and ``CORRECT``: ``{question_id: {variant_name: function}}``. Each variant
-replaces one function of an otherwise correct submission (the reference) and every question is graded with the
-engine's in-process path (case file -> ``calls.run`` -> ``judge.judge_case`` -> ``judge.question_result``), the
-path the sandboxed worker's results go through too, with the committed case files.
+replaces one function of an otherwise correct notebook (the reference's functions) and the questions are graded
+with the engine's per-case pipeline (:mod:`autograder.core.pipeline`: build the inputs from the committed case
+file, call, judge), the pipeline the sandboxed worker and the grader share.
+
+The functions of such a notebook share one namespace, as a notebook's do: a reference function that calls another
+graded function by name calls the variant (see :meth:`Harness.notebook`). A wrong variant must lose points on its
+own question and on no other, except the questions whose spec declares they call it (``Question.calls``).
 """
 from __future__ import annotations
 
 import importlib.util
+import sys
 from functools import lru_cache
 from pathlib import Path
-from types import ModuleType
-from typing import Callable
+from types import CodeType, FunctionType, ModuleType
+from typing import Callable, Mapping
 
-from autograder.core import calls, casefile, judge, registry
+from autograder.core import casefile, judge, pipeline, registry
 from autograder.core import verdicts as V
 
 MUTANTS_DIR = Path(__file__).resolve().parent / "mutants"
@@ -44,16 +49,64 @@ class Harness:
     def reference(self, qid: str) -> Callable:
         return self.entry.reference_function(self.entry.assignment.question(qid))
 
+    def notebook(self, replaced: Mapping[str, Callable]) -> dict[str, object]:
+        """The namespace of a notebook made of the reference's functions with ``replaced`` swapped in.
+
+        The reference functions are re-created over one shared namespace (their modules' globals merged), so a
+        function that calls another graded function by name calls the one in this notebook."""
+        questions = self.entry.assignment.questions
+        modules = {sys.modules[self.reference(q.id).__module__] for q in questions}
+        ns: dict[str, object] = {}
+        for module in modules:
+            ns.update({k: v for k, v in vars(module).items() if not k.startswith("__")})
+        files = {m.__file__ for m in modules}
+        for name, fn in list(ns.items()):
+            if isinstance(fn, FunctionType) and fn.__code__.co_filename in files:  # defined there, not decorated
+                copy = FunctionType(fn.__code__, ns, fn.__name__, fn.__defaults__, fn.__closure__)
+                copy.__kwdefaults__ = fn.__kwdefaults__
+                ns[name] = copy
+        for q in questions:
+            ns.setdefault(q.id, ns.get(q.reference_name))
+        ns.update(replaced)
+        return ns
+
+    @staticmethod
+    def reachable_names(fn: Callable, ns: Mapping[str, object]) -> set[str]:
+        """Global names ``fn`` may look up, following the functions of ``ns`` it names (a static reading of the
+        code: ``co_names`` of the function, its nested functions and the functions they name)."""
+        seen: set[str] = set()
+        todo = [fn]
+        while todo:
+            codes = [getattr(todo.pop(), "__code__", None)]
+            while codes:
+                code = codes.pop()
+                if not isinstance(code, CodeType):
+                    continue
+                for name in code.co_names:
+                    if name not in seen:
+                        seen.add(name)
+                        if isinstance(ns.get(name), FunctionType):
+                            todo.append(ns[name])
+                codes.extend(c for c in code.co_consts if isinstance(c, CodeType))
+        return seen
+
+    def grade_notebook(self, replaced: Mapping[str, Callable]) -> dict[str, V.Result]:
+        """Every question of the notebook with ``replaced`` swapped in. A question whose function cannot reach a
+        replaced name is exactly the reference's and gets its (cached) result; every other one is graded."""
+        ns = self.notebook(replaced)
+        out = {}
+        for q in self.entry.assignment.questions:
+            fn = ns[q.id]
+            if q.id in replaced or set(replaced) & self.reachable_names(fn, ns):
+                out[q.id] = self.grade_question(q.id, fn)
+            else:
+                out[q.id] = self.reference_result(q.id)
+        return out
+
     def grade_question(self, qid: str, fn: Callable) -> V.Result:
         """``fn`` graded on every case (public and hidden) of question ``qid``."""
         q = self.entry.assignment.question(qid)
-        results = []
-        for case in q.cases:
-            cf = self.case_file(qid, case.name)
-            status, outputs = calls.run(fn, casefile.build_args(cf), q.inplace, q.positional,
-                                        cf.meta.get("seed"), q.repeat, q.optional)
-            results.append(judge.judge_case(q, case, status, outputs, cf.expected,
-                                            lambda cf=cf: casefile.build_args(cf)))
+        results = [pipeline.grade_case(fn, q, case, self.case_file(qid, case.name)) for case in q.cases]
         return judge.question_result(q, results)
 
     # --- the checks every corpus runs (each test file adds its assignment-specific ones) -------------------------
@@ -91,14 +144,19 @@ class Harness:
             assert res.points == q.points, [(c.case, c.verdict, c.message) for c in res.cases if not c.passed]
 
     def check_wrong_variant(self, qid: str, name: str) -> None:
-        """The wrong variant loses points on ``qid`` (never as 'not attempted') and on no other question."""
+        """In a notebook that is right except for this variant, ``qid`` loses points (never as 'not attempted')
+        and no other question does, except those declared to call ``qid``."""
         q = self.entry.assignment.question(qid)
         res = self.graded(qid, "wrong", name)
         assert res.points < q.points, f"{name} got full marks on {qid}"
         assert all(c.verdict != V.NOT_ATTEMPTED for c in res.cases if not c.passed)
+        notebook = self.grade_notebook({qid: self.mutants.WRONG[qid][name]})
+        assert notebook[qid].points == res.points
         for other in self.entry.assignment.questions:
-            if other.id != qid:
-                assert self.reference_result(other.id).points == other.points, other.id
+            if other.id != qid and qid not in other.calls:
+                lost = [(c.case, c.verdict, c.message) for c in notebook[other.id].cases if not c.passed]
+                assert notebook[other.id].points == other.points, (
+                    f"the wrong {qid} ({name}) also costs {other.id}: {lost}")
 
     def check_correct_variant(self, qid: str, name: str) -> None:
         res = self.graded(qid, "correct", name)

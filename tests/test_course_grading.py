@@ -24,7 +24,7 @@ def session():
 
 @pytest.mark.parametrize("assignment_id", IDS)
 def test_solution_gets_full_marks(session, assignment_id):
-    results = session.grade(ROOT / "solutions" / assignment_id / f"{assignment_id}.ipynb", assignment_id)
+    results = session.grade(ROOT / "solutions" / assignment_id / f"{assignment_id}.ipynb", assignment_id).results
     lost = [(r.question, r.verdict, r.message) for r in results if r.points < r.max_points]
     assert lost == []
     assert sum(r.points for r in results) == registry.get(assignment_id).assignment.max_points
@@ -32,6 +32,6 @@ def test_solution_gets_full_marks(session, assignment_id):
 
 @pytest.mark.parametrize("assignment_id", IDS)
 def test_blank_release_gets_zero_not_attempted(session, assignment_id):
-    results = session.grade(ROOT / "assignments" / assignment_id / f"{assignment_id}.ipynb", assignment_id)
+    results = session.grade(ROOT / "assignments" / assignment_id / f"{assignment_id}.ipynb", assignment_id).results
     assert sum(r.points for r in results) == 0
     assert {r.verdict for r in results} == {"not attempted"}

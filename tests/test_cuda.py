@@ -12,7 +12,6 @@ from torch import nn
 
 from autograder.core import calls, casefile, registry
 from autograder.core import verdicts as V
-from autograder.core.compare import compare
 from autograder.course.release import assignment_ids
 from utils.device import exact_float32
 
@@ -48,7 +47,7 @@ def test_reference_on_cuda_reproduces_the_case_file(assignment_id, qid, case_nam
     status, outputs = calls.run(entry.reference_function(q), args, q.inplace, q.positional, case.seed, q.repeat,
                                 q.optional)
     assert status["status"] == calls.OK, status
-    verdict, message = compare(q.compare, cf.expected, outputs, lambda: casefile.build_args(cf))
+    verdict, message, _ = q.compare.compare(cf.expected, outputs, lambda: casefile.build_args(cf))
     assert verdict == V.PASSED, message
 
 

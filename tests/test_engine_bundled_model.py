@@ -76,7 +76,7 @@ def test_worker_grades_with_the_bundled_model(entry, tmp_path):
     wrong_path = tmp_path / "wrong.ipynb"
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(wrong)]), wrong_path)
     with Session(timeout=30) as session:
-        (result,) = session.grade(path, entry)
-        (wrong_result,) = session.grade(wrong_path, entry)
+        (result,) = session.grade(path, entry).results
+        (wrong_result,) = session.grade(wrong_path, entry).results
     assert (result.verdict, result.points) == ("passed", 1.0), result.message
     assert wrong_result.verdict == "wrong values"

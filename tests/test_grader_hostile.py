@@ -350,10 +350,9 @@ def test_worker_sees_no_instructor_file_and_cannot_undo_its_isolation(tmp_path, 
     assert all(__import__("os").path.exists(p) for p in paths)
     nb = students.write_submission(tmp_path / "submitted", "prober",
                                    {**students.CORRECT, "add_one": PROBE.format(paths=paths, repo=str(students.REPO))})
-    info: dict = {}
-    results = probe_session.grade(nb, entry, info)
-    assert info["isolation"] == "namespace"
-    flags = results[0].cases[0].output["out"]
+    graded = probe_session.grade(nb, entry)
+    assert graded.isolation == "namespace"
+    flags = graded.results[0].cases[0].output["out"]
     names = ["reference pkg", "hidden file", "solution", ".git", "other submission", "root uid", "umount",
              "parent fds", "sees host processes", "network", "import utils.reference"]
     assert dict(zip(names, flags.tolist())) == dict.fromkeys(names, 0.0)
@@ -365,9 +364,9 @@ def test_without_the_namespace_the_attacks_are_real(tmp_path):
     entry = registry.register(students.QUESTIONS)
     nb = students.write_submission(tmp_path, "reads_hidden", students.HOSTILE["reads_hidden"])
     with Session(timeout=10, isolate=False) as session:
-        info: dict = {}
-        results = session.grade(nb, entry, info)
-    assert info["isolation"] == "process"
+        graded = session.grade(nb, entry)
+    results = graded.results
+    assert graded.isolation == "process"
     assert results[0].verdict == "passed"
     assert torch.is_tensor(results[0].cases[0].output["out"])
 
@@ -590,11 +589,11 @@ def test_worker_sees_an_allow_list_and_students_cannot_collude(tmp_path, probe_s
         alice = students.write_submission(sub, "alice", {**students.CORRECT, "add_one": PUBLISH.format(token=token)})
         bob = students.write_submission(sub, "bob", {**students.CORRECT, "add_one": COPY.format(token=token)})
         prober = students.write_submission(sub, "prober", {**students.CORRECT, "add_one": SEES.format(paths=paths)})
-        assert probe_session.grade(alice, entry)[0].verdict == "passed"
-        bob_result = probe_session.grade(bob, entry)[0]
-        info: dict = {}
-        flags = probe_session.grade(prober, entry, info)[0].cases[0].output["out"]
-        assert info["isolation"] == "namespace"
+        assert probe_session.grade(alice, entry).results[0].verdict == "passed"
+        bob_result = probe_session.grade(bob, entry).results[0]
+        graded = probe_session.grade(prober, entry)
+        flags = graded.results[0].cases[0].output["out"]
+        assert graded.isolation == "namespace"
         assert bob_result.verdict == "passed", bob_result  # x + 2 had it found alice's file
         assert dict(zip(names, flags.tolist())) == dict.fromkeys(names, 0.0)
         assert not any(Path(p, token).exists() for p in ["/run/lock", "/tmp", "/var/tmp", "/dev/shm"])

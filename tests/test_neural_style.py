@@ -252,7 +252,6 @@ def _references_match_case_files_on(device: str) -> None:
     """Every case's inputs moved to ``device``: the reference runs there (no tensor made on another device inside)
     and its output matches the committed expected output within the question's own tolerances."""
     from autograder.core import casefile
-    from autograder.core.compare import compare
 
     def move(v):
         if isinstance(v, torch.Tensor):
@@ -268,7 +267,7 @@ def _references_match_case_files_on(device: str) -> None:
         assert all(o.device.type == device for o in outs), (question.id, case.name)
         got = {f"out{i}": o.cpu() for i, o in enumerate(outs)} if isinstance(out, (list, tuple)) else \
             {"out": out.cpu()}
-        verdict, message = compare(question.compare, cf.expected, got)
+        verdict, message, _ = question.compare.compare(cf.expected, got)
         assert verdict == "passed", (question.id, case.name, message)
 
 

@@ -22,6 +22,10 @@ MEMORY = "memory"
 EXIT = "exit"
 BAD_OUTPUT = "bad_output"
 WRONG_TYPE = "wrong_type"
+# ... and the statuses the machinery around the call reports
+TIMEOUT = "timeout"            # the question's time ran out
+CRASHED = "crashed"            # the process running the call died
+ENGINE_ERROR = "engine_error"  # the grader could not run the case (not the student's fault)
 
 # Notes a call may add to an "ok" status (the grader turns them into hints when the answer is wrong).
 NOTE_UNCHANGED = "inplace_unchanged"      # the in-place argument came back exactly as it went in
@@ -180,7 +184,7 @@ def classify(exc: BaseException) -> dict[str, Any]:
     if isinstance(exc, NotImplementedError):
         return {"status": NOT_IMPLEMENTED}
     if isinstance(exc, CaseTimeout):
-        return {"status": "timeout"}
+        return {"status": TIMEOUT}
     if isinstance(exc, WrongType):
         return {"status": WRONG_TYPE, "message": str(exc)}
     if isinstance(exc, BadOutput):

@@ -13,9 +13,8 @@ import importlib
 
 from autograder.core import calls
 from autograder.core import verdicts as V
-from autograder.core.compare import compare_with_credit, tensor_match
 from autograder.core.scoring import DECIMALS, case_points
-from autograder.core.spec import Case, Mistake, Question, TensorMatch
+from autograder.core.spec import Case, Mistake, Question
 
 #: Messages are one line for a student; anything longer (a hostile worker's, say) is cut.
 MAX_MESSAGE = 600
@@ -39,12 +38,12 @@ def _status_verdict(status: Mapping[str, Any], fn_name: str, timeout: float | No
         return V.CRASHED, f"ran out of memory ({limit}): {msg}"
     if kind == calls.EXIT:
         return V.CRASHED, msg
-    if kind == "timeout":
+    if kind == calls.TIMEOUT:
         limit = f"{timeout:g} s" if timeout else "the time limit"
         return V.TIMEOUT, f"did not finish within {limit} (the time limit for all cases of a question)"
-    if kind == "crashed":
+    if kind == calls.CRASHED:
         return V.CRASHED, f"{msg or 'the process died'} while running this case"
-    if kind == "engine_error":
+    if kind == calls.ENGINE_ERROR:
         return V.ERROR, f"internal grading error (tell your instructor): {msg}"
     return V.ERROR, msg or f"unexpected status {kind!r}"
 
@@ -61,7 +60,6 @@ def known_mistake(question: Question, case: Case, outputs: Mapping[str, torch.Te
     Each mistake function is called exactly like the student's (same inputs, seed, repeats), in this process. A
     mistake that cannot be looked up (instructor-only code absent, as in a student's kernel) or that fails is
     skipped."""
-    spec = question.compare if isinstance(question.compare, TensorMatch) else TensorMatch()
     for mistake in question.mistakes:
         try:
             fn = _resolve(mistake.function)
@@ -73,7 +71,7 @@ def known_mistake(question: Question, case: Case, outputs: Mapping[str, torch.Te
             continue
         if not all(bool(torch.isfinite(t).all()) for t in theirs.values() if t.is_floating_point()):
             continue                                # a NaN tolerance would match any answer
-        if tensor_match(spec, theirs, outputs)[0] == V.PASSED:
+        if question.compare.same_answer(theirs, outputs):
             return mistake
     return None
 
@@ -106,7 +104,7 @@ def judge_case(question: Question, case: Case, status: Mapping[str, Any],
         verdict, message = V.MODIFIED_INPUT, f"changed an argument it must leave alone: {side_effects[0]}{more}"
     elif status.get("status") == calls.OK and outputs is not None:
         try:
-            verdict, message, credit = compare_with_credit(question.compare, expected, outputs, inputs)
+            verdict, message, credit = question.compare.compare(expected, outputs, inputs)
         except Exception as exc:  # noqa: BLE001 - never let one odd output stop grading
             verdict, message = V.ERROR, f"the output could not be compared: {type(exc).__name__}: {exc}"
         if verdict == V.WRONG_VALUES:

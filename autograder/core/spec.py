@@ -31,6 +31,11 @@ from typing import Any, Callable, Mapping, Sequence
 
 import torch
 
+from autograder.core.compare import Comparison, Property, PropertyCheck, TensorMatch
+
+__all__ = ["Assignment", "Case", "Comparison", "Mistake", "ModelRef", "Property", "PropertyCheck", "Question",
+           "TensorMatch"]
+
 
 @dataclass(frozen=True)
 class ModelRef:
@@ -53,39 +58,6 @@ class Case:
     public: bool = False
     params: Mapping[str, Any] = field(default_factory=dict)
     weight: float = 1.0
-
-
-@dataclass(frozen=True)
-class TensorMatch:
-    """Exact-answer comparison: every output tensor must match the reference's shape, dtype kind (float / int /
-    bool) and values within ``|got - expected| <= atol + rtol * |expected|``."""
-
-    rtol: float = 1e-4
-    atol: float = 1e-5
-    check_dtype: bool = True
-
-
-@dataclass(frozen=True)
-class Property:
-    """One named property of a non-unique answer. ``check(inputs, output, expected) -> (ok, message)``; runs in the
-    grader's own process (never in the student's), with ``inputs`` rebuilt there (models included). ``expected``
-    also holds the case's calibration values (``_``-prefixed keys, see :attr:`Question.calibrate`).
-
-    ``required``: when it fails the case earns nothing. Otherwise the case earns ``weight`` / (sum of weights) for
-    each property that holds (partial credit), provided every required property holds."""
-
-    name: str
-    check: Callable[[Mapping[str, Any], Mapping[str, torch.Tensor], Mapping[str, torch.Tensor]], tuple[bool, str]]
-    weight: float = 1.0
-    required: bool = True
-
-
-@dataclass(frozen=True)
-class PropertyCheck:
-    """Comparison for answers that are not unique (a fooling image...): the output must have the reference's
-    shape and be finite, then the properties are checked (see :class:`Property` for partial credit)."""
-
-    properties: Sequence[Property]
 
 
 @dataclass(frozen=True)
@@ -117,13 +89,16 @@ class Question:
     ``mistakes``: known wrong answers to recognise (see :class:`Mistake`).
     ``calibrate``: dotted path of an instructor-only function ``(inputs, reference_outputs) -> {name: tensor}``
     run when the case files are generated; its values are stored with the expected outputs (as ``_name``) for
-    property checks to read, e.g. where the reference would be after one more step."""
+    property checks to read, e.g. where the reference would be after one more step.
+    ``calls``: other graded functions this one calls by name in a notebook (``style_loss`` calls ``gram_matrix``):
+    a wrong one may cost this question too, which the mutant corpora check and ``autograder list`` shows.
+    ``description``: one line on what the function computes (``autograder list`` prints it)."""
 
     id: str
     points: float
     build: Callable[..., dict[str, Any]]
     cases: Sequence[Case]
-    compare: TensorMatch | PropertyCheck = TensorMatch()
+    compare: Comparison = TensorMatch()
     inplace: str | None = None
     positional: bool = False
     repeat: int = 1
@@ -132,6 +107,7 @@ class Question:
     optional: Sequence[str] = ()
     mistakes: Sequence[Mistake] = ()
     calibrate: str | None = None
+    calls: Sequence[str] = ()
 
     @property
     def reference_name(self) -> str:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from autograder.core import registry
 from autograder.grade import session
+from autograder.grade.policy import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT
 
 TEMPLATE = '''import json
 import pytest
@@ -47,8 +48,8 @@ def grade(config: dict) -> dict[tuple[str, str], tuple[str, str]]:
     return {(r.question, c.case): (c.verdict, c.message) for r in results for c in r.cases}
 
 
-def run(notebook: str | Path, assignment: str, *, timeout: float = session.DEFAULT_TIMEOUT,
-        memory_mb: int = session.DEFAULT_MEMORY_MB, load_timeout: float | None = None, questions: list[str] = (),
+def run(notebook: str | Path, assignment: str, *, timeout: float = DEFAULT_TIMEOUT,
+        memory_mb: int = DEFAULT_MEMORY_MB, load_timeout: float | None = None, questions: list[str] = (),
         pytest_args: list[str] = ()) -> int:
     """Run pytest on one notebook; returns pytest's exit code."""
     import pytest

@@ -67,7 +67,7 @@ def _replace_function(nb: nbformat.NotebookNode, name: str, body: str) -> None:
 
 def _pick(assignment: Assignment, k: int = 0, plain: bool = True) -> Question:
     """The k-th question whose output is a returned tensor compared exactly (so a change is visible)."""
-    pool = [q for q in assignment.questions if not plain or (isinstance(q.compare, TensorMatch) and not q.inplace)]
+    pool = [q for q in assignment.questions if not plain or (q.compare.exact and not q.inplace)]
     pool = pool or list(assignment.questions)
     return pool[k % len(pool)]
 

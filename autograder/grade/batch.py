@@ -19,9 +19,9 @@ from typing import Callable, Iterable
 
 from autograder.core import extract, registry
 from autograder.grade import feedback, isolation, report
-from autograder.grade.session import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, GraderError, Session
+from autograder.grade.policy import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, PolicyError, SandboxPolicy
+from autograder.grade.session import GraderError, Session
 from autograder.grade.store import Store
-from autograder.core.verdicts import Result
 
 CSV_COLUMNS = ["student", "assignment", "question", "points", "max_points", "verdict", "message"]
 
@@ -194,23 +194,22 @@ def _out_error(out: Path, exc: BaseException, done: int = 0) -> BatchError:
     return BatchError(f"cannot write to the output folder {out}: {why}{kept}")
 
 
-def _check_limits(timeout: float, memory_mb: int, load_timeout: float | None, workers: int | None) -> None:
-    bad = [f"{name} must be a positive number (got {value!r})" for name, value in
-           (("--timeout", timeout), ("--memory-mb", memory_mb), ("--load-timeout", load_timeout),
-            ("--workers", workers)) if value is not None and not value > 0]
-    if bad:
-        raise BatchError("; ".join(bad))
-
-
-def _grade_one(session: Session, sub: Submission) -> tuple[list[Result], str]:
-    info: dict = {}
-    results = session.grade(sub.path, sub.assignment, info, root=sub.root)
-    return results, info.get("isolation") or "none (notebook not run)"
+def _policy(timeout: float, memory_mb: int, load_timeout: float | None, workers: int | None) -> SandboxPolicy:
+    """The batch's sandbox policy from ``grade``'s limits (a clear error naming the flags if one cannot work)."""
+    problems = [] if workers is None or workers > 0 else [f"--workers must be a positive number (got {workers!r})"]
+    try:
+        policy = SandboxPolicy(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout)
+    except PolicyError as exc:
+        problems = [f"--{p.strip().replace('_', '-')}" for p in str(exc).split(";")] + problems
+        policy = None
+    if problems:
+        raise BatchError("; ".join(problems))
+    return policy
 
 
 def grade_folder(submitted: str | Path, out: str | Path, *, assignment: str | None = None,
                  workers: int | None = None, timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
-                 load_timeout: float | None = None, progress: bool = True, hide: Iterable[str | Path] = (),
+                 load_timeout: float | None = None, progress: bool = True,
                  shard: str | tuple[int, int] | None = None,
                  log: Callable[[str], None] = print) -> BatchSummary:
     """Grade every submission under ``submitted`` into ``out``; resumable; returns a :class:`BatchSummary`.
@@ -219,7 +218,7 @@ def grade_folder(submitted: str | Path, out: str | Path, *, assignment: str | No
     ``python -m autograder merge`` joins the N outputs. Raises :class:`BatchError` when nothing can be graded
     (missing folder, unknown assignment, no submission, a bad shard)."""
     submitted, out = Path(submitted), Path(out)
-    _check_limits(timeout, memory_mb, load_timeout, workers)
+    policy = _policy(timeout, memory_mb, load_timeout, workers)
     if shard is None:
         shard = (0, 1)
     elif isinstance(shard, str):
@@ -246,14 +245,13 @@ def grade_folder(submitted: str | Path, out: str | Path, *, assignment: str | No
     except OSError as exc:
         raise _out_error(out, exc) from None
     try:
-        return _grade_locked(submitted, out, subs, warnings, workers=workers, timeout=timeout, memory_mb=memory_mb,
-                             load_timeout=load_timeout, progress=progress, hide=hide, shard=shard, log=log)
+        return _grade_locked(out, subs, warnings, policy, workers=workers, progress=progress, shard=shard, log=log)
     finally:
         lock.close()
 
 
-def _grade_locked(submitted: Path, out: Path, subs: list[Submission], warnings: list[str], *, workers, timeout,
-                  memory_mb, load_timeout, progress, hide, shard=(0, 1), log) -> BatchSummary:
+def _grade_locked(out: Path, subs: list[Submission], warnings: list[str], policy: SandboxPolicy, *, workers,
+                  progress, shard=(0, 1), log) -> BatchSummary:
     summary = BatchSummary(out, warnings=warnings, shard=shard, total=len(subs))
     keys = {(s.student, s.assignment) for s in subs}
     try:
@@ -269,9 +267,8 @@ def _grade_locked(submitted: Path, out: Path, subs: list[Submission], warnings: 
         log(f"shard {shard[0]}/{shard[1]}: {len({s.student for s in subs})} student(s), {len(subs)} submission(s)")
     for w in warnings:
         log(f"warning: {w}")
-    hide = [*hide, str(submitted.resolve()), str(out.resolve())]
     try:
-        with Session(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout, hide=hide) as session:
+        with Session(policy) as session:
             _grade_all(session, store, subs, summary, out, workers, progress, log)
         rows, case_rows = write_outputs(store, out, keys)
         store.finish_batch()
@@ -310,23 +307,24 @@ def _grade_all(session: Session, store: Store, subs: list[Submission], summary: 
         bar = tqdm(total=len(todo), unit="nb", desc="grading")
     pool = ThreadPoolExecutor(max_workers=workers)
     try:
-        pending = {pool.submit(_grade_one, session, sub): (sub, sha, fp) for sub, sha, fp in todo}
+        pending = {pool.submit(session.grade, sub.path, sub.assignment, sub.root): (sub, sha, fp)
+                   for sub, sha, fp in todo}
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:
                 sub, sha, fp = pending.pop(fut)
                 name = f"{sub.student}/{sub.assignment}"
                 try:
-                    results, level = fut.result()
+                    graded = fut.result()
                 except Exception as exc:  # noqa: BLE001 - GraderError, or a bug: never lose the rest of the batch
                     why = str(exc) if isinstance(exc, GraderError) else f"{type(exc).__name__}: {exc}"
                     summary.failed.append(f"{name}: {why}")
                     log(f"GRADER FAILURE (not stored; rerun to retry) {name}: {why[:500]}")
                 else:
-                    prepared = session.prepare(sub.assignment)
-                    expected = {k: cf.expected for k, cf in prepared.expected.items()}
-                    feedback.write(out, sub.student, sub.assignment, results, expected)
-                    store.save(sub.student, sub.assignment, sha, fp, results, level)
+                    feedback.write(out, sub.student, sub.assignment, graded.results,
+                                   graded.prepared.expected_outputs())
+                    store.save(sub.student, sub.assignment, sha, fp, graded.results,
+                               graded.isolation or "none (notebook not run)")
                     summary.graded += 1
                 if bar is not None:
                     bar.update(1)

@@ -28,6 +28,8 @@ import signal
 import sys
 import time
 
+from autograder.grade.policy import SandboxPolicy
+
 NAMESPACE = "namespace"
 PROCESS = "process"
 
@@ -137,14 +139,7 @@ def _minimal(paths) -> list[str]:
     return out
 
 
-#: System software the worker sees read-only (symbolic links such as ``/lib -> usr/lib`` are recreated as links).
-SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
-#: Single files of ``/etc`` the dynamic loader needs to find system libraries a late import may load.
-SYSTEM_FILES = ("/etc/ld.so.cache",)
-#: Device nodes the worker gets (bound from the host's ``/dev``).
-DEVICES = ("null", "zero", "full", "random", "urandom")
-#: Private, empty, writable folders (a tmpfs each, ``size`` MB), gone when the worker ends.
-PRIVATE_TMP = {"/tmp": 64, "/var/tmp": 16, "/dev/shm": 64}
+#: Never bound into the worker's root, even when a kept folder lies inside (the worker gets its own /proc, /dev).
 _NEVER_BOUND = ("/proc", "/sys", "/dev", "/run")
 CLONE_NEWPID = 0x20000000
 CLONE_NEWUTS = 0x04000000
@@ -164,10 +159,10 @@ def _bind_ro(libc, src: str, dst: str) -> None:
     _mount(libc, None, dst, None, MS_REMOUNT | MS_BIND | MS_RDONLY | MS_NOSUID | MS_NODEV)
 
 
-def _build_root(libc, root: str, keep: list[str], pid_namespace: bool) -> list[str]:
+def _build_root(libc, root: str, keep: list[str], pid_namespace: bool, policy: SandboxPolicy) -> list[str]:
     """Make ``root`` (an empty folder) a file system holding only what the worker may see, and switch to it.
 
-    Read-only: the system software (:data:`SYSTEM_DIRS`, :data:`SYSTEM_FILES`), and ``keep`` (the Python
+    Read-only: the system software (the policy's ``system_dirs`` and ``system_files``), and ``keep`` (the Python
     installation, the public library copy, the case inputs, the worker's folder) at their usual paths. Private and
     writable: ``/tmp``, ``/var/tmp``, ``/dev/shm``. Also a minimal ``/dev`` and a ``/proc`` of the worker's own PID
     namespace. Nothing else of the host exists inside (no home folders, no ``/run``, ``/etc``, ``/opt``, ``/srv``,
@@ -177,7 +172,7 @@ def _build_root(libc, root: str, keep: list[str], pid_namespace: bool) -> list[s
     def inside(path: str) -> str:
         return root + path
 
-    for path, size in PRIVATE_TMP.items():
+    for path, size in policy.private_tmp.items():
         if path == "/dev/shm":
             continue
         os.makedirs(inside(path), exist_ok=True)
@@ -185,7 +180,7 @@ def _build_root(libc, root: str, keep: list[str], pid_namespace: bool) -> list[s
     dev = inside("/dev")
     os.makedirs(dev, exist_ok=True)
     _mount(libc, "tmpfs", dev, "tmpfs", MS_NOSUID, "size=1m,mode=755")
-    for name in DEVICES:
+    for name in policy.devices:
         if os.path.exists(f"/dev/{name}"):
             open(f"{dev}/{name}", "w").close()
             _mount(libc, f"/dev/{name}", f"{dev}/{name}", None, MS_BIND)
@@ -193,14 +188,14 @@ def _build_root(libc, root: str, keep: list[str], pid_namespace: bool) -> list[s
                          "stderr": "/proc/self/fd/2"}.items():
         os.symlink(target, f"{dev}/{name}")
     os.makedirs(f"{dev}/shm")
-    _mount(libc, "tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={PRIVATE_TMP['/dev/shm']}m,mode=1777")
+    _mount(libc, "tmpfs", f"{dev}/shm", "tmpfs", MS_NOSUID | MS_NODEV, f"size={policy.private_tmp['/dev/shm']}m,mode=1777")
     os.makedirs(inside("/proc"))
     # a proc of the worker's PID namespace shows only its processes; without one, hidepid hides other users'
     _mount(libc, "proc", inside("/proc"), "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC,
            None if pid_namespace else "hidepid=2")
     bound = []
     system = []
-    for path in SYSTEM_DIRS:
+    for path in policy.system_dirs:
         if os.path.islink(path):
             os.symlink(os.readlink(path), inside(path))
         elif os.path.isdir(path):
@@ -209,7 +204,7 @@ def _build_root(libc, root: str, keep: list[str], pid_namespace: bool) -> list[s
         os.makedirs(inside(path), exist_ok=True)
         _bind_ro(libc, path, inside(path))
         bound.append(path)
-    for path in SYSTEM_FILES:
+    for path in policy.system_files:
         if os.path.isfile(path):
             os.makedirs(os.path.dirname(inside(path)), exist_ok=True)
             open(inside(path), "w").close()
@@ -232,17 +227,17 @@ def _switch_root(libc, root: str) -> None:
     os.chdir("/")
 
 
-def enter(hide: list[str], keep: list[str], workdir: str, namespace: bool = True, root: str | None = None,
+def enter(keep: list[str], workdir: str, policy: SandboxPolicy, root: str | None = None,
           uid_seed: int | None = None) -> dict:
-    """Isolate the current (single-threaded) worker process; returns what was achieved.
+    """Isolate the current (single-threaded) worker process under ``policy``; returns what was achieved.
 
     ``keep``: folders the worker needs (read-only); ``workdir``: its working folder; ``root``: an empty folder to
-    build its file system on; ``namespace=False`` forces the ``process`` level; ``uid_seed``: a number unique
-    among live workers (its supervisor's pid) that makes its private uid. ``hide`` is ignored (kept for callers
-    of the older deny-list version): at the namespace level the worker sees an allow-list, nothing else."""
+    build its file system on; ``policy.namespace=False`` forces the ``process`` level; ``uid_seed``: a number
+    unique among live workers (its supervisor's pid) that makes its private uid. At the namespace level the worker
+    sees an allow-list, nothing else."""
     info: dict = {"level": PROCESS, "network": True, "uid": os.getuid(), "pid_namespace": False, "visible": []}
     libc = _libc()
-    if namespace and libc is not None and os.geteuid() == 0 and root:
+    if policy.namespace and libc is not None and os.geteuid() == 0 and root:
         mounted = False
         try:
             info["pid_namespace"] = os.getpid() == 1  # the supervisor unshared one before forking us
@@ -254,7 +249,7 @@ def enter(hide: list[str], keep: list[str], workdir: str, namespace: bool = True
                 libc.sethostname(b"sandbox", 7)
             mounted = True
             info["visible"] = _build_root(libc, os.path.realpath(root), list(keep) + [workdir],
-                                          info["pid_namespace"])
+                                          info["pid_namespace"], policy)
             uid = UID_BASE + (uid_seed if uid_seed is not None else os.getpid())
             os.setgroups([])
             os.setresgid(uid, uid, uid)
@@ -272,9 +267,9 @@ def enter(hide: list[str], keep: list[str], workdir: str, namespace: bool = True
     prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     prctl(PR_SET_CHILD_SUBREAPER, 1)
     set_limit(resource.RLIMIT_CORE, 0)
-    set_limit(resource.RLIMIT_FSIZE, 256 << 20)
+    set_limit(resource.RLIMIT_FSIZE, policy.max_file_bytes)
     if info["level"] == NAMESPACE:
-        set_limit(resource.RLIMIT_NPROC, 32)  # processes + threads of this private uid (fork bombs)
+        set_limit(resource.RLIMIT_NPROC, policy.max_processes)  # processes + threads of this private uid (fork bombs)
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
     return info
 

@@ -20,6 +20,17 @@ from typing import Any
 # json / os / select at import cannot break the channel that reports its results.
 
 _HEAD = struct.Struct(">II")
+
+# Frame types, worker -> grader, in the order a worker sends them. ``type`` is the header's one required key.
+HELLO = "hello"                #: the worker is isolated (``isolation``: what it achieved) and about to load
+CELL = "cell"                  #: the notebook cell ``index`` is about to run (names the cell a notebook dies in)
+LOADED = "loaded"              #: the notebook's code is loaded (``errors``: cell index -> message)
+CASE = "case"                  #: one case's status (``question``, ``case``, ``status``...) + its outputs as payload
+MISSING = "missing"            #: the notebook defines no function ``question``
+NOT_CALLABLE = "not_callable"  #: ``question`` is a value of type ``kind``, not a function
+DONE = "done"                  #: every question ran
+FATAL = "fatal"                #: the worker failed outside student code (``message``)
+EXIT = "exit"                  #: from the supervisor: the worker process ended (``returncode``)
 MAX_JSON = 1 << 20
 MAX_PAYLOAD = 256 << 20
 

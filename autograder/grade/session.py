@@ -1,8 +1,9 @@
 """Grading one submission: extract its code, run it in a sandboxed worker, judge what comes back.
 
-``Session`` prepares, once per batch, a public copy of the libraries student code may import and inputs-only
-copies of every case file (expected outputs stay in the grader's memory), then grades notebooks one worker process
-each. Comparisons happen here, never in the worker.
+A :class:`Session` prepares, once per batch, a public copy of the libraries student code may import and inputs-only
+copies of every case file (the expected outputs stay in the grader's memory), then grades notebooks one worker
+process each under one :class:`~autograder.grade.policy.SandboxPolicy`. :meth:`Session.grade` returns a
+:class:`Graded` record. Comparisons happen here (:func:`autograder.core.pipeline.judge_case`), never in the worker.
 """
 from __future__ import annotations
 
@@ -12,38 +13,28 @@ import os
 import shutil
 import signal
 import site
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterable
 
 from safetensors.torch import load as st_load
 
-from autograder.core import casefile, extract, judge, registry
-from autograder.grade import isolation
+from autograder.core import calls, casefile, extract, judge, pipeline, registry
 from autograder.core import verdicts as V
-from autograder.grade.protocol import FrameReader, ProtocolError
 from autograder.core.spec import Question
+from autograder.grade import isolation
+from autograder.grade import protocol as P
+from autograder.grade.forkserver import ForkServer, ForkServerError
+from autograder.grade.policy import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, SandboxPolicy
+from autograder.grade.protocol import FrameReader, ProtocolError
 
-DEFAULT_TIMEOUT = 60.0
-DEFAULT_MEMORY_MB = 2048
-STARTUP_TIMEOUT = 180.0
-#: Largest output payload one case may send back (the worker itself refuses outputs over 64 MB).
-MAX_CASE_PAYLOAD = (64 << 20) + (1 << 20)
-#: Output bytes the grader keeps in memory for one submission, all cases together; later cases are refused.
-RESULT_BUDGET = 128 << 20
-#: Seconds of slack a question gets beyond ``timeout`` before the grader stops waiting for its worker.
-QUESTION_SLACK = 10.0
-#: Modules the fork server imports before any student code, so a notebook's setup imports cost nothing per
-#: submission. ``utils.*`` stands for every public ``utils`` module (the worker's copy has no ``reference/``).
-PRELOAD = ["numpy", "torch.nn", "torch.nn.functional", "matplotlib", "matplotlib.pyplot", "tqdm.auto", "utils",
-           "utils.*", "autograder", "autograder.kernel.selfcheck"]
+__all__ = ["DEFAULT_MEMORY_MB", "DEFAULT_TIMEOUT", "Graded", "GraderError", "Prepared", "SandboxPolicy", "Session",
+           "grade_notebook"]
 
 
 class GraderError(Exception):
@@ -109,98 +100,35 @@ def _chmod_public(path: Path) -> None:
             os.chmod(os.path.join(folder, f), 0o644)
 
 
-WORKER_ENV = {"PATH": "/usr/bin:/bin", "HOME": "/tmp", "LANG": "C.UTF-8", "CUDA_VISIBLE_DEVICES": "",
-              "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/mpl",
-              "PYTHONHASHSEED": "0", "PYTHONDONTWRITEBYTECODE": "1", "TQDM_DISABLE": "1"}
-
-
-class ForkServer:
-    """A ``python -I -S`` process that has imported torch and the engine (never student code) and forks one
-    fresh supervisor + worker per submission, so a submission costs a fork instead of an interpreter start."""
-
-    def __init__(self, lib: Path, sys_path: list[str], log_path: Path):
-        self.log_path = log_path
-        self.lock = threading.Lock()
-        config = log_path.with_suffix(".json")
-        config.write_text(json.dumps({"sys_path": sys_path, "preload": PRELOAD}))
-        os.chmod(config, 0o644)
-        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(lib / "autograder" / "grade" / "worker.py"), str(config), str(theirs.fileno())],
-                cwd=lib, env=WORKER_ENV, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                pass_fds=[theirs.fileno()], start_new_session=True)
-        theirs.close()
-        self._ready = False  # checked at the first spawn: the interpreter starts while the grader prepares
-
-    def _wait_ready(self) -> None:
-        self.sock.settimeout(STARTUP_TIMEOUT)
-        try:
-            ready = self._line()
-        except OSError as exc:
-            ready = f"no answer ({exc})"
-        if '"ready"' not in ready:
-            raise GraderError(f"the grading fork server did not start: {ready}\n{self.log_tail()}")
-        self.sock.settimeout(60)
-        self._ready = True
-
-    def _line(self) -> str:
-        data = b""
-        while not data.endswith(b"\n"):
-            chunk = self.sock.recv(4096)
-            if not chunk:
-                raise OSError("connection closed")
-            data += chunk
-        return data.decode()
-
-    def log_tail(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")[-3000:]
-        except OSError:
-            return ""
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def spawn(self, plan: Path, result_fd: int) -> int:
-        """Start a worker for ``plan`` writing frames to ``result_fd``; returns its supervisor's pid (a process
-        group leader: kill the group to stop the worker)."""
-        with self.lock:
-            if not self._ready:
-                self._wait_ready()
-            socket.send_fds(self.sock, [json.dumps({"plan": str(plan)}).encode()], [result_fd])
-            return int(json.loads(self._line())["pid"])
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        finally:
-            try:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-            except OSError:
-                pass
-            self.proc.wait()
-
-
 @dataclass
 class Prepared:
-    """One assignment ready to grade: expected outputs (grader only) and inputs-only files (worker)."""
+    """One assignment ready to grade: its case files (with expected outputs; grader only) and inputs-only copies
+    of them (what the worker reads), by ``(question, case)``."""
 
     entry: registry.Entry
-    expected: dict[tuple[str, str], casefile.CaseFile]
+    case_files: dict[tuple[str, str], casefile.CaseFile]
     input_files: dict[tuple[str, str], Path]
     fingerprint: str
 
-    def inputs_builder(self, qid: str, case: str):
-        return lambda: casefile.build_args(self.expected[(qid, case)])
+    def expected_outputs(self) -> dict[tuple[str, str], dict]:
+        """The expected outputs by ``(question, case)`` (what feedback draws beside a student's)."""
+        return {k: cf.expected for k, cf in self.case_files.items()}
+
+
+@dataclass
+class Graded:
+    """What grading one notebook gives: a result per question (in assignment order), the isolation level its
+    worker reached (``""`` when no worker ran: an unreadable notebook) and the assignment it was graded against."""
+
+    results: list[V.Result]
+    isolation: str
+    prepared: Prepared
 
 
 def spec_fingerprint(entry: registry.Entry, files: dict, extra: str = "") -> str:
     h = hashlib.sha256(f"format={casefile.FORMAT}|{extra}".encode())
     for q in entry.assignment.questions:
-        cmp = q.compare
-        cmp_desc = [p.name for p in cmp.properties] if hasattr(cmp, "properties") else repr(cmp)
-        h.update(json.dumps([q.id, q.points, q.inplace, q.positional, q.repeat, q.reference_name, cmp_desc,
+        h.update(json.dumps([q.id, q.points, q.inplace, q.positional, q.repeat, q.reference_name, q.compare.describe(),
                              [(c.name, c.weight, c.public) for c in q.cases]]).encode())
         for c in q.cases:
             h.update(files[(q.id, c.name)])
@@ -272,15 +200,21 @@ class _Outcome:
 class Session:
     """Grades notebooks against prepared assignments. Use as a context manager (it owns a temporary folder)."""
 
-    def __init__(self, *, timeout: float = DEFAULT_TIMEOUT, memory_mb: int = DEFAULT_MEMORY_MB,
-                 load_timeout: float | None = None, hide: Iterable[str | Path] = (), tmp_dir: str | None = None,
+    def __init__(self, policy: SandboxPolicy | None = None, *, timeout: float | None = None,
+                 memory_mb: int | None = None, load_timeout: float | None = None, tmp_dir: str | None = None,
                  isolate: bool | None = None):
-        self.timeout = float(timeout)
-        self.memory_mb = int(memory_mb)
-        self.load_timeout = float(load_timeout if load_timeout is not None else max(30.0, 2 * self.timeout))
-        if not (self.timeout > 0 and self.load_timeout > 0 and self.memory_mb > 0):
-            raise ValueError(f"time and memory limits must be positive (timeout={timeout}, "
-                             f"load_timeout={load_timeout}, memory_mb={memory_mb})")
+        """``policy`` (default :class:`SandboxPolicy`'s defaults), or its three limits as keywords.
+        ``isolate``: False grades at the "process" level even where namespaces work (tests); None: the best
+        level available."""
+        limits = {k: v for k, v in (("timeout", timeout), ("memory_mb", memory_mb), ("load_timeout", load_timeout))
+                  if v is not None}
+        if policy is None:
+            policy = SandboxPolicy(**limits)
+        elif limits:
+            raise TypeError("pass either a policy or its limits, not both")
+        if isolate is False or (isolate is None and isolation.isolation_level() != isolation.NAMESPACE):
+            policy = replace(policy, namespace=False)
+        self.policy = policy
         # Stale folders only: no process is signalled here. A worker's processes live in its own PID namespace,
         # which the kernel empties when the worker ends (see isolation.enter), so there are no orphans to hunt.
         _remove_stale_sessions(Path(tmp_dir or tempfile.gettempdir()))
@@ -292,9 +226,6 @@ class Session:
         _chmod_public(self.lib)
         self.sys_path, self.keep = python_paths()
         self.sys_path.insert(0, str(self.lib))
-        self.hide = [str(p) for p in hide]
-        # False: the "process" level even where namespaces work (tests, comparisons); None: the best available
-        self.isolate = isolation.isolation_level() == isolation.NAMESPACE if isolate is None else isolate
         self._prepared: dict[str, Prepared] = {}
         self._lock = threading.Lock()
         self.isolation_seen: set[str] = set()
@@ -313,7 +244,8 @@ class Session:
             if self._server is None or not self._server.alive():
                 if self._server is not None:
                     self._server.close()
-                self._server = ForkServer(self.lib, self.sys_path, self.base / "logs" / "forkserver.log")
+                self._server = ForkServer(self.lib, self.sys_path, self.base / "logs" / "forkserver.log",
+                                          self.policy.env, self.policy.startup_timeout)
             return self._server
 
     # -- set-up -------------------------------------------------------------------------------------------------
@@ -322,7 +254,7 @@ class Session:
         with self._lock:
             if entry.id in self._prepared:
                 return self._prepared[entry.id]
-            expected, inputs, raw = {}, {}, {}
+            case_files, inputs, raw = {}, {}, {}
             for q in entry.assignment.questions:
                 for c in q.cases:
                     path = entry.case_path(q, c)
@@ -332,46 +264,42 @@ class Session:
                         raise GraderError(f"reference file missing: {path}; run `python -m autograder references "
                                           f"--assignment {entry.id}`") from None
                     cf = casefile.from_bytes(data, str(path))
-                    expected[(q.id, c.name)] = cf
+                    case_files[(q.id, c.name)] = cf
                     dst = self.base / "inputs" / entry.id / q.id / f"{c.name}.safetensors"
                     cf.inputs_only().write(dst)
                     inputs[(q.id, c.name)] = dst
             _chmod_public(self.base / "inputs")
-            fp = spec_fingerprint(entry, raw, f"timeout={self.timeout}|memory={self.memory_mb}")
-            prepared = Prepared(entry, expected, inputs, fp)
+            fp = spec_fingerprint(entry, raw, f"timeout={self.policy.timeout}|memory={self.policy.memory_mb}")
+            prepared = Prepared(entry, case_files, inputs, fp)
             self._prepared[entry.id] = prepared
             return prepared
 
     # -- grading --------------------------------------------------------------------------------------------------
     def grade(self, notebook: str | Path, assignment: registry.Entry | str,
-              info: dict | None = None, root: str | Path | None = None) -> list[V.Result]:
-        """Grade one notebook: one :class:`~autograder.core.verdicts.Result` per question, in assignment order.
-
-        ``info`` (optional) receives ``isolation``: the level the worker achieved (``""`` if none ran).
-        ``root``: the submissions folder; folders between it and the notebook must not be symbolic links."""
+              root: str | Path | None = None) -> Graded:
+        """Grade one notebook against ``assignment``. ``root``: the submissions folder; folders between it and the
+        notebook must not be symbolic links."""
         prepared = self.prepare(assignment)
         questions = list(prepared.entry.assignment.questions)
         try:
             nb = extract.read_notebook(notebook, root)
             cells = extract.extract_cells(nb)
             extract.select(cells, {q.id for q in questions})
-        except extract.NotebookError as exc:
-            msg = f"notebook could not be read: {exc}"
-            return [judge.question_result(q, judge.same_for_all_cases(q, V.ERROR, msg)) for q in questions]
         except Exception as exc:  # noqa: BLE001 - whatever a notebook holds, it costs only its own grade
-            msg = f"notebook could not be read: {type(exc).__name__}: {str(exc)[:200]}"
-            return [judge.question_result(q, judge.same_for_all_cases(q, V.ERROR, msg)) for q in questions]
+            why = str(exc) if isinstance(exc, extract.NotebookError) else f"{type(exc).__name__}: {str(exc)[:200]}"
+            msg = f"notebook could not be read: {why}"
+            return Graded([judge.question_result(q, judge.same_for_all_cases(q, V.ERROR, msg)) for q in questions],
+                          "", prepared)
         outcome = self._run_all(prepared, cells, questions)
-        if info is not None:
-            info["isolation"] = str(((outcome.hello or {}).get("isolation") or {}).get("level", ""))
-        return [self._judge_question(prepared, q, cells, outcome) for q in questions]
+        level = str(((outcome.hello or {}).get("isolation") or {}).get("level", ""))
+        return Graded([self._judge_question(prepared, q, cells, outcome) for q in questions], level, prepared)
 
     def _run_all(self, prepared: Prepared, cells: list[extract.Cell], questions: list[Question]) -> _Outcome:
         """Run the questions in workers; when a worker dies mid-way (its code killed it), the question it was on
         loses its unfinished cases and a fresh worker carries on with the next questions."""
         merged: _Outcome | None = None
         remaining = list(questions)
-        budget = self.submission_budget(len(questions))
+        budget = self.policy.submission_budget(len(questions))
         deadline: list[float] = []  # set when the first worker says hello: one deadline for the whole submission
         while remaining:
             out = self._run_worker(prepared, cells, remaining, deadline, budget,
@@ -386,7 +314,7 @@ class Session:
                 if out is not merged:  # a reload failed although the first load worked
                     for q in remaining:
                         for c in q.cases:
-                            merged.lost.setdefault((q.id, c.name), {"status": "crashed", "message": out.failure})
+                            merged.lost.setdefault((q.id, c.name), {"status": calls.CRASHED, "message": out.failure})
                 break
             if out.done:
                 break
@@ -400,28 +328,23 @@ class Session:
                 # is up. Question code runs in children the worker times, so only code that ran while the
                 # notebook loaded can do this: a fresh worker would load it again. Every unfinished case is lost.
                 if out.over_deadline:
-                    status = {"status": "timeout", "message": f"the submission used up its time ({budget:g} s)"}
+                    status = {"status": calls.TIMEOUT, "message": f"the submission used up its time ({budget:g} s)"}
                 elif out.hung:
-                    status = {"status": "timeout"}
+                    status = {"status": calls.TIMEOUT}
                 else:
-                    status = {"status": "crashed", "message": out.failure}
+                    status = {"status": calls.CRASHED, "message": out.failure}
                 for q in unfinished:
                     for c in q.cases:
                         if (q.id, c.name) not in out.cases:
                             merged.lost[(q.id, c.name)] = status
                 break
-            status = {"status": "crashed", "message": out.failure}
+            status = {"status": calls.CRASHED, "message": out.failure}
             for c in current.cases:
                 if (current.id, c.name) not in out.cases:
                     merged.lost[(current.id, c.name)] = status
             remaining = remaining[remaining.index(current) + 1:]
         assert merged is not None
         return merged
-
-    def submission_budget(self, n_questions: int) -> float:
-        """Wall-clock seconds one submission may take from the moment its worker starts loading it: the load, then
-        every question's time limit plus slack (restarts after a crash included)."""
-        return self.load_timeout + n_questions * (self.timeout + 2.0) + QUESTION_SLACK
 
     def _run_worker(self, prepared: Prepared, cells: list[extract.Cell], questions: list[Question],
                     deadline: list[float] | None = None, budget: float | None = None,
@@ -439,10 +362,8 @@ class Session:
                 cell_entries.append(entry)
         plan = {
             "workdir": str(work), "keep": [*self.keep, str(self.lib), str(self.base / "inputs"), str(work)],
-            "root": str(self.base / "root"), "cells": cell_entries, "timeout": self.timeout,
-            "memory_mb": self.memory_mb, "namespace": self.isolate,
-            "questions": [{"id": q.id, "function": q.id, "inplace": q.inplace, "positional": q.positional,
-                           "repeat": q.repeat, "optional": list(q.optional),
+            "root": str(self.base / "root"), "cells": cell_entries, "policy": self.policy.to_dict(),
+            "questions": [{"id": q.id, "call": pipeline.CallSpec.of(q).to_dict(),
                            "cases": [{"name": c.name, "file": str(prepared.input_files[(q.id, c.name)])}
                                      for c in q.cases]}
                           for q in questions],
@@ -452,23 +373,26 @@ class Session:
         r, w = os.pipe()
         try:
             try:
-                server = self.server()
-                spid = server.spawn(work / "plan.json", w)
-            except OSError:  # the fork server died (killed, out of memory...): start a new one once
-                with self._server_lock:
-                    if self._server is not None:
-                        self._server.close()
-                        self._server = None
-                server = self.server()
-                spid = server.spawn(work / "plan.json", w)
+                try:
+                    server = self.server()
+                    spid = server.spawn(work / "plan.json", w)
+                except OSError:  # the fork server died (killed, out of memory...): start a new one once
+                    with self._server_lock:
+                        if self._server is not None:
+                            self._server.close()
+                            self._server = None
+                    server = self.server()
+                    spid = server.spawn(work / "plan.json", w)
+            except ForkServerError as exc:
+                raise GraderError(str(exc)) from None
         finally:
             os.close(w)
         started = isolation.start_ticks(spid)
         outcome = _Outcome(result_bytes=result_bytes)
         try:
-            self._read_worker(FrameReader(r, max_payload=MAX_CASE_PAYLOAD), prepared, outcome,
+            self._read_worker(FrameReader(r, max_payload=self.policy.max_case_payload), prepared, outcome,
                               deadline if deadline is not None else [],
-                              budget if budget is not None else self.submission_budget(len(questions)))
+                              budget if budget is not None else self.policy.submission_budget(len(questions)))
         finally:
             os.close(r)
             self._stop(spid, outcome, started)
@@ -485,8 +409,8 @@ class Session:
         the whole submission has one deadline, set when its first worker starts loading it."""
         questions = {q.id: q for q in prepared.entry.assignment.questions}
         valid = set(prepared.input_files)
-        per_question = self.timeout + QUESTION_SLACK
-        deadline = time.monotonic() + STARTUP_TIMEOUT
+        per_question = self.policy.timeout + self.policy.question_slack
+        deadline = time.monotonic() + self.policy.startup_timeout
 
         def broken(why: str) -> None:
             outcome.broken = True
@@ -504,7 +428,7 @@ class Session:
                         outcome.load_timed_out = True
                 elif outcome.hello is not None and outcome.loaded is None:
                     outcome.load_timed_out = True
-                    outcome.failure = f"loading the notebook took more than {self.load_timeout:g} s"
+                    outcome.failure = f"loading the notebook took more than {self.policy.load_timeout:g} s"
                 else:
                     outcome.hung = True
                     outcome.failure = "the grading process stopped responding"
@@ -521,30 +445,30 @@ class Session:
                 return
             if outcome.hello is None:
                 seen = header.get("isolation")
-                if kind == "hello" and isinstance(seen, dict):
+                if kind == P.HELLO and isinstance(seen, dict):
                     outcome.hello = header
                     self.isolation_seen.add(str(seen.get("level"))[:40])
                     now = time.monotonic()
                     if not submission_deadline:
                         submission_deadline.append(now + budget)
-                    deadline = now + self.load_timeout
+                    deadline = now + self.policy.load_timeout
                 else:  # the worker failed before loading any student code (sandbox set-up...)
                     outcome.failure = _text(str(header.get("message", f"unexpected message {kind[:40]!r}")))
                     return
-            elif kind == "loaded" and outcome.loaded is None:
+            elif kind == P.LOADED and outcome.loaded is None:
                 errors = header.get("errors", {})
                 if not isinstance(errors, dict) or not all(
                         isinstance(k, str) and k.isdigit() and len(k) < 10 and isinstance(v, str)
                         for k, v in errors.items()):
                     broken("a malformed 'loaded' message")
                     return
-                outcome.loaded = {"type": "loaded", "errors": {k: _text(v, 2000) for k, v in errors.items()}}
+                outcome.loaded = {"type": P.LOADED, "errors": {k: _text(v, 2000) for k, v in errors.items()}}
                 deadline = time.monotonic() + per_question
-            elif kind == "cell" and outcome.loaded is None:  # the cell about to load: no deadline extended
+            elif kind == P.CELL and outcome.loaded is None:  # the cell about to load: no deadline extended
                 index = header.get("index")
                 if isinstance(index, int) and not isinstance(index, bool) and 0 < index < 1_000_000:
                     outcome.cell = index
-            elif kind == "case" and outcome.loaded is not None:
+            elif kind == P.CASE and outcome.loaded is not None:
                 key = (header.get("question"), header.get("case"))
                 status = header.get("status")
                 if not (isinstance(key[0], str) and isinstance(key[1], str) and isinstance(status, str)):
@@ -553,14 +477,14 @@ class Session:
                 if key in valid and key not in outcome.cases:
                     clean = {k: _text(v) if isinstance(v, str) else v for k, v in header.items()
                              if isinstance(v, (str, int, float, bool))}
-                    if payload and outcome.result_bytes + len(payload) > RESULT_BUDGET:
+                    if payload and outcome.result_bytes + len(payload) > self.policy.result_budget_bytes:
                         clean = {"status": "bad_output", "message": f"the outputs of this notebook are larger "
-                                 f"than {RESULT_BUDGET >> 20} MB in total; this case's output was not read"}
+                                 f"than {self.policy.result_budget_bytes >> 20} MB in total; this case's output was not read"}
                         payload = b""
                     outcome.result_bytes += len(payload)
                     outcome.cases[key] = (clean, payload)
                     deadline = time.monotonic() + per_question  # progress: a new case
-            elif kind in ("missing", "not_callable") and outcome.loaded is not None:
+            elif kind in (P.MISSING, P.NOT_CALLABLE) and outcome.loaded is not None:
                 q = header.get("question")
                 if not isinstance(q, str) or not isinstance(header.get("kind", ""), str):
                     broken(f"a malformed {kind!r} message")
@@ -568,14 +492,14 @@ class Session:
                 if q in questions and q not in outcome.missing:
                     outcome.missing[q] = {"type": kind, "kind": _text(str(header.get("kind", "value")), 80)}
                     deadline = time.monotonic() + per_question
-            elif kind == "done":
+            elif kind == P.DONE:
                 outcome.done = True
                 return
-            elif kind == "exit":  # the supervisor: the worker process has ended
+            elif kind == P.EXIT:  # the supervisor: the worker process has ended
                 code = header.get("returncode")
                 outcome.returncode = code if isinstance(code, int) and not isinstance(code, bool) else None
                 return
-            elif kind == "fatal":
+            elif kind == P.FATAL:
                 outcome.failure = "the grading process failed after your code was loaded"
                 return
             # anything else (a second hello, a frame out of order) is ignored and extends no deadline
@@ -606,7 +530,7 @@ class Session:
             return judge.question_result(q, judge.same_for_all_cases(q, verdict, msg))
         if q.id in outcome.missing:
             header = outcome.missing[q.id]
-            if header["type"] == "not_callable":
+            if header["type"] == P.NOT_CALLABLE:
                 verdict, msg = V.ERROR, f"`{q.id}` is a {header.get('kind', 'value')}, not a function"
             else:
                 errors = {int(k): str(v) for k, v in (outcome.loaded.get("errors") or {}).items()}
@@ -619,20 +543,18 @@ class Session:
             got = outcome.cases.get((q.id, c.name))
             if got is None:
                 status = outcome.lost.get((q.id, c.name)) or {
-                    "status": "crashed", "message": f"no result came back ({outcome.failure or 'unknown reason'})"}
+                    "status": calls.CRASHED, "message": f"no result came back ({outcome.failure or 'unknown reason'})"}
                 outputs = None
             else:
                 status, payload = got
                 outputs = None
-                if status.get("status") == "ok":
+                if status.get("status") == calls.OK:
                     try:
                         outputs = st_load(payload)
                     except Exception as exc:  # noqa: BLE001
-                        status = {"status": "bad_output", "message": f"the output could not be read: {exc}"}
-            expected = prepared.expected[(q.id, c.name)]
-            results.append(judge.judge_case(q, c, status, outputs, expected.expected,
-                                            prepared.inputs_builder(q.id, c.name),
-                                            timeout=self.timeout, memory_mb=self.memory_mb))
+                        status = {"status": calls.BAD_OUTPUT, "message": f"the output could not be read: {exc}"}
+            results.append(pipeline.judge_case(q, c, status, outputs, prepared.case_files[(q.id, c.name)],
+                                               timeout=self.policy.timeout, memory_mb=self.policy.memory_mb))
         return judge.question_result(q, results)
 
     # -- lifetime -------------------------------------------------------------------------------------------------
@@ -654,4 +576,4 @@ def grade_notebook(path: str | Path, assignment: registry.Entry | str, *, timeou
                    memory_mb: int = DEFAULT_MEMORY_MB, load_timeout: float | None = None) -> list[V.Result]:
     """Grade one notebook in a sandboxed worker: one Result per question (cases inside)."""
     with Session(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout) as session:
-        return session.grade(path, assignment)
+        return session.grade(path, assignment).results

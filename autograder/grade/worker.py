@@ -1,13 +1,14 @@
-"""The worker: the process that runs ONE submission's code, and the fork server that starts workers.
+"""The worker: the process that runs ONE submission's code (forked by :mod:`autograder.grade.forkserver`).
 
-The grader starts ``python -I -S <lib>/autograder/grade/worker.py CONFIG.json CONTROL_FD`` once per batch: a fork server
-that imports torch, the engine and the public ``utils`` (never student code), runs the per-case machinery once so
-its lazy initialisation is inherited, reads each assignment's case inputs (and builds their models) the first time
-a plan names them, and, per submission, forks a supervisor which forks the worker. The worker isolates itself
-(:mod:`autograder.grade.isolation`), loads the student's extracted code once, then runs each question in a forked child
-with a time limit (per question), a memory limit, output sent to /dev/null and a result pipe that child owns
-alone. Only statuses and output tensors go back to the grader; it never sees expected outputs, so all comparisons
-happen in the grader. The supervisor reports how the worker ended.
+Per submission the fork server forks a supervisor, which forks the worker. The worker isolates itself
+(:mod:`autograder.grade.isolation`) under the plan's :class:`~autograder.grade.policy.SandboxPolicy`, loads the
+student's extracted code once, then runs each question in a forked child with the policy's time, CPU and memory
+limits, output sent to /dev/null and a result pipe that child owns alone; each case goes through
+:func:`autograder.core.pipeline.call_case`. Only statuses and output tensors go back to the grader
+(:mod:`autograder.grade.protocol` frames); it never sees expected outputs, so all comparisons happen in the grader.
+The supervisor reports how the worker ended.
+
+Imports are inside the functions: this module is imported by the fork server before it has set ``sys.path``.
 """
 from __future__ import annotations
 
@@ -32,14 +33,14 @@ def _crash_reason(status: int) -> str:
     return exit_reason(os.WEXITSTATUS(status)) if os.WIFEXITED(status) else "the process stopped unexpectedly"
 
 
-def _run_cases_in_child(wfd: int, fn, question: dict, cases: list, indices: list[int], memory_mb: int,
-                        timeout: float) -> None:  # pragma: no cover - runs in a forked child
+def _run_cases_in_child(wfd: int, fn, how, cases: list, indices: list[int],
+                        policy) -> None:  # pragma: no cover - runs in a forked child
     """The child: runs ``indices`` cases of one question and writes one frame per case on its own pipe."""
     code = 0
     try:
         import resource
 
-        from autograder.core import calls, casefile
+        from autograder.core import calls, pipeline
         from autograder.grade import isolation
         from safetensors.torch import save as st_save
 
@@ -48,22 +49,15 @@ def _run_cases_in_child(wfd: int, fn, question: dict, cases: list, indices: list
             os.close(wfd)
         os.closerange(4, 1 << 16)  # the worker's channel to the grader included
         isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
-        isolation.limit_memory(memory_mb)
-        isolation.set_limit(resource.RLIMIT_CPU, int(timeout) + 5)
+        isolation.limit_memory(policy.memory_mb)
+        isolation.set_limit(resource.RLIMIT_CPU, policy.cpu_seconds)
         try:
-            os.nice(5)  # student code yields to the worker that times it (and to the grader)
+            os.nice(policy.nice)
         except OSError:
             pass
         for i in indices:
-            try:
-                args = casefile.build_args(cases[i])
-            except Exception as exc:  # noqa: BLE001
-                _send(3, {"i": i, "status": "engine_error", "message": f"could not build the inputs: {exc}"})
-                continue
             t0 = time.perf_counter()
-            status, outputs = calls.run(fn, args, question.get("inplace"), question.get("positional", False),
-                                        cases[i].meta.get("seed"), question.get("repeat", 1),
-                                        question.get("optional", ()))
+            status, outputs = pipeline.call_case(fn, how, cases[i])
             status["seconds"] = round(time.perf_counter() - t0, 4)
             payload = b""
             if outputs is not None:
@@ -71,8 +65,10 @@ def _run_cases_in_child(wfd: int, fn, question: dict, cases: list, indices: list
                     payload = st_save(outputs)
                 except Exception as exc:  # noqa: BLE001
                     status = {"status": calls.BAD_OUTPUT, "message": f"the output cannot be stored: {exc}"}
-                if len(payload) > (64 << 20):
-                    status, payload = {"status": calls.BAD_OUTPUT, "message": "the output is larger than 64 MB"}, b""
+                if len(payload) > policy.max_output_bytes:
+                    status = {"status": calls.BAD_OUTPUT,
+                              "message": f"the output is larger than {policy.max_output_bytes >> 20} MB"}
+                    payload = b""
             _send(3, {"i": i, **status}, payload)
     except BaseException:  # noqa: BLE001
         code = 70
@@ -80,36 +76,41 @@ def _run_cases_in_child(wfd: int, fn, question: dict, cases: list, indices: list
         os._exit(code)
 
 
-def run_question(out_fd: int, ns: dict, question: dict, cases: list, memory_mb: int, timeout: float) -> None:
+def run_question(out_fd: int, ns: dict, question: dict, cases: list, policy) -> None:
+    """Run one question's cases in forked children (a child that dies costs its case; the next child goes on with
+    the rest) within the question's time limit, and report one ``case`` frame per case."""
+    from autograder.core import calls
+    from autograder.core.pipeline import CallSpec
     from autograder.grade import isolation
-    from autograder.grade.protocol import FrameReader, ProtocolError
+    from autograder.grade.protocol import CASE, MISSING, NOT_CALLABLE, FrameReader, ProtocolError
 
     qid = question["id"]
+    how = CallSpec.from_dict(question["call"])
     names = [c["name"] for c in question["cases"]]
 
     def report(i: int, header: dict, payload: bytes = b"") -> None:
-        _send(out_fd, {**header, "type": "case", "question": qid, "case": names[i]}, payload)
+        _send(out_fd, {**header, "type": CASE, "question": qid, "case": names[i]}, payload)
 
-    fn = ns.get(question["function"])
+    fn = ns.get(how.function)
     if fn is None:
-        _send(out_fd, {"type": "missing", "question": qid})
+        _send(out_fd, {"type": MISSING, "question": qid})
         return
     if not callable(fn):
-        _send(out_fd, {"type": "not_callable", "question": qid, "kind": type(fn).__name__})
+        _send(out_fd, {"type": NOT_CALLABLE, "question": qid, "kind": type(fn).__name__})
         return
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + policy.timeout
     remaining = list(range(len(names)))
     while remaining:
         if time.monotonic() >= deadline:
             for i in remaining:
-                report(i, {"status": "timeout"})
+                report(i, {"status": calls.TIMEOUT})
             break
         r, w = os.pipe()
         sys.stdout.flush()
         pid = os.fork()
         if pid == 0:  # pragma: no cover
             os.close(r)
-            _run_cases_in_child(w, fn, question, cases, remaining, memory_mb, timeout)
+            _run_cases_in_child(w, fn, how, cases, remaining, policy)
         os.close(w)
         reader = FrameReader(r)
         done = 0
@@ -152,10 +153,10 @@ def run_question(out_fd: int, ns: dict, question: dict, cases: list, memory_mb: 
             break
         if timed_out:
             for i in remaining:
-                report(i, {"status": "timeout"})
+                report(i, {"status": calls.TIMEOUT})
             break
         reason = "it wrote garbage on its result channel" if broken else _crash_reason(status)
-        report(remaining[0], {"status": "crashed", "message": reason})
+        report(remaining[0], {"status": calls.CRASHED, "message": reason})
         remaining = remaining[1:]
 
 
@@ -217,39 +218,41 @@ def run_submission(plan_path: str, out_fd: int, uid_seed: int | None = None) -> 
     returns."""
     from autograder.core import casefile
     from autograder.grade import isolation
+    from autograder.grade.policy import SandboxPolicy
+    from autograder.grade.protocol import CELL, DONE, FATAL, HELLO, LOADED
 
     with open(plan_path, encoding="utf-8") as f:
         plan = json.load(f)
+    policy = SandboxPolicy.from_dict(plan["policy"])
     try:
-        info = isolation.enter(plan.get("hide", []), plan["keep"], plan["workdir"],
-                             namespace=plan.get("namespace", True), root=plan.get("root"), uid_seed=uid_seed)
+        info = isolation.enter(plan["keep"], plan["workdir"], policy, root=plan.get("root"), uid_seed=uid_seed)
     except OSError as exc:
-        _send(out_fd, {"type": "fatal", "message": f"sandbox setup failed: {exc}"})
+        _send(out_fd, {"type": FATAL, "message": f"sandbox setup failed: {exc}"})
         os._exit(2)
     try:
         cases = {}
         for q in plan["questions"]:
-            cases[q["id"]] = [_CASES.get(c["file"]) or casefile.read(c["file"]) for c in q["cases"]]
-        _send(out_fd, {"type": "hello", "isolation": info, "pid": os.getpid()})
+            cases[q["id"]] = [CASES.get(c["file"]) or casefile.read(c["file"]) for c in q["cases"]]
+        _send(out_fd, {"type": HELLO, "isolation": info, "pid": os.getpid()})
         devnull = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
             os.dup2(devnull, fd)
         # While the notebook loads: memory_mb more (soft), at most twice that (hard: code at load cannot raise it).
         # Each question's child then gets memory_mb more than the worker holds, within that hard limit.
-        isolation.limit_memory(plan["memory_mb"], soft_only=True, hard_mb=2 * plan["memory_mb"])
+        isolation.limit_memory(policy.memory_mb, soft_only=True, hard_mb=policy.load_memory_factor * policy.memory_mb)
         import builtins
 
         saved_builtins = dict(builtins.__dict__)
-        ns, errors = load_submission(plan["cells"], lambda i: _send(out_fd, {"type": "cell", "index": i}))
+        ns, errors = load_submission(plan["cells"], lambda i: _send(out_fd, {"type": CELL, "index": i}))
         builtins.__dict__.clear()  # undo any patching of builtins at import (the worker needs them intact)
         builtins.__dict__.update(saved_builtins)
-        _send(out_fd, {"type": "loaded", "errors": errors})
+        _send(out_fd, {"type": LOADED, "errors": errors})
         for q in plan["questions"]:
-            run_question(out_fd, ns, q, cases[q["id"]], plan["memory_mb"], plan["timeout"])
-        _send(out_fd, {"type": "done"})
+            run_question(out_fd, ns, q, cases[q["id"]], policy)
+        _send(out_fd, {"type": DONE})
     except BaseException:  # noqa: BLE001
         try:
-            _send(out_fd, {"type": "fatal", "message": traceback.format_exc()[-2000:]})
+            _send(out_fd, {"type": FATAL, "message": traceback.format_exc()[-2000:]})
         finally:
             os._exit(1)
     os._exit(0)
@@ -258,13 +261,14 @@ def run_submission(plan_path: str, out_fd: int, uid_seed: int | None = None) -> 
 def supervise(plan_path: str, out_fd: int) -> None:  # pragma: no cover - runs in a forked supervisor
     """Fork the worker, wait for it, clean up below it, and report how it ended (an ``exit`` frame)."""
     from autograder.grade import isolation
+    from autograder.grade.protocol import EXIT
 
     isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
     me = os.getpid()
     try:
         with open(plan_path, encoding="utf-8") as f:
-            namespace = bool(json.load(f).get("namespace", True))
-    except (OSError, ValueError):
+            namespace = bool(json.load(f)["policy"].get("namespace", True))
+    except (OSError, ValueError, KeyError):
         namespace = False
     if namespace:
         isolation.enter_pid_namespace()  # the worker forked next is pid 1 of a namespace of its own
@@ -275,109 +279,10 @@ def supervise(plan_path: str, out_fd: int) -> None:  # pragma: no cover - runs i
     code = -os.WTERMSIG(status) if os.WIFSIGNALED(status) else os.WEXITSTATUS(status)
     isolation.kill_descendants()
     try:
-        _send(out_fd, {"type": "exit", "returncode": code})
+        _send(out_fd, {"type": EXIT, "returncode": code})
     finally:
         os._exit(0)
 
 
-def _preload(modules: list[str]) -> None:
-    """Import ``modules`` (``pkg.*``: every module of ``pkg``); a failure is left for the student's own import."""
-    import importlib
-    import pkgutil
-
-    for name in modules:
-        names = [name]
-        if name.endswith(".*"):
-            try:
-                pkg = importlib.import_module(name[:-2])
-                names = [m.name for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")]
-            except Exception:  # noqa: BLE001
-                names = []
-        for mod in names:
-            try:
-                importlib.import_module(mod)
-            except Exception:  # noqa: BLE001 - the student's own import will report it
-                pass
-
-
-#: Case inputs read by the fork server (inputs-only files the grader wrote), inherited by every worker it forks.
-_CASES: dict = {}
-
-
-def _cache_cases(plan_path: str) -> None:
-    """Read the case files a plan names that are not cached yet (a worker reads them itself if this fails)."""
-    from autograder.core import casefile
-
-    try:
-        with open(plan_path, encoding="utf-8") as f:
-            plan = json.load(f)
-        for q in plan["questions"]:
-            for c in q["cases"]:
-                if c["file"] not in _CASES:
-                    _CASES[c["file"]] = case = casefile.read(c["file"])
-                    casefile.build_args(case)  # builds (and caches) its models once, here
-    except Exception:  # noqa: BLE001
-        pass
-
-
-def _warm_up() -> None:
-    """Run the per-case machinery once (seeding, a call, serializing), so that the lazy initialisation it
-    triggers is done here, once, instead of in every forked child."""
-    import torch
-    from safetensors.torch import save
-
-    from autograder.core import calls
-
-    _, outputs = calls.run(lambda x: (x * 2).sum(0), {"x": torch.ones(2, 3)}, seed=0)
-    save(outputs)
-
-
-def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the fork server process
-    """The fork server: import torch and the engine once, then fork one supervisor + worker per request.
-
-    Requests arrive on a Unix socket: a JSON line ``{"plan": path}`` with the result pipe's write end attached
-    (SCM_RIGHTS); the reply is ``{"pid": supervisor pid}``. This process never runs student code."""
-    import socket
-
-    with open(config_path, encoding="utf-8") as f:
-        config = json.load(f)
-    sys.path[:] = config["sys_path"]
-    from autograder.grade import isolation
-
-    isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
-    import torch
-
-    torch.set_num_threads(1)
-    try:
-        torch.set_num_interop_threads(1)
-    except RuntimeError:
-        pass
-    _preload(["autograder.core.calls", "autograder.core.casefile", "autograder.core.extract", "autograder.grade.protocol",
-              "safetensors.torch", *config.get("preload", [])])
-    _warm_up()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors (and orphans we adopt) are reaped automatically
-    isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
-    sock = socket.socket(fileno=control_fd)
-    sock.sendall(b'{"ready": true}\n')
-    while True:
-        try:
-            msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 1)
-        except OSError:
-            os._exit(0)
-        if not msg or not fds:
-            os._exit(0)
-        request = json.loads(msg)
-        _cache_cases(request["plan"])
-        pid = os.fork()
-        if pid == 0:
-            sock.close()
-            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-            os.setsid()
-            isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
-            supervise(request["plan"], fds[0])
-        os.close(fds[0])
-        sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1], int(sys.argv[2]))
+#: Case inputs the fork server read before forking (inputs-only files the grader wrote), inherited by every worker.
+CASES: dict = {}

@@ -2,7 +2,7 @@
 
 The student's function runs here (a notebook kernel), with warnings silenced and stderr sent to /dev/null (nbgrader
 zeroes a grade cell that wrote to stderr) and, on the main thread, a time limit per question. Verdicts and points
-come from the same functions as the fast grader's (:mod:`autograder.core.judge`, :mod:`autograder.core.scoring`).
+go through the same pipeline as the fast grader's (:mod:`autograder.core.pipeline`).
 """
 from __future__ import annotations
 
@@ -17,12 +17,11 @@ import time
 import warnings
 from typing import Callable, Iterator
 
-from autograder.core import calls, casefile, judge, registry
-from autograder.core.scoring import case_points
+from autograder.core import calls, casefile, pipeline, registry
 from autograder.core import verdicts as V
+from autograder.core.pipeline import DEFAULT_TIMEOUT
+from autograder.core.scoring import case_points
 from autograder.core.spec import Question
-
-DEFAULT_TIMEOUT = 60.0
 
 
 @contextlib.contextmanager
@@ -100,7 +99,6 @@ def run_cases(fn: Callable, entry: registry.Entry, question: Question, *, public
             continue
         try:
             cf = casefile.read(entry.case_path(question, case))
-            args = casefile.build_args(cf)
         except Exception as exc:  # noqa: BLE001 - a missing/stale file must not crash a notebook cell
             results.append(V.CaseResult(question.id, case.name, case.public, V.ERROR,
                                         f"internal grading error (tell your instructor): {exc}", 0.0,
@@ -108,14 +106,12 @@ def run_cases(fn: Callable, entry: registry.Entry, question: Question, *, public
             continue
         left = None if deadline is None else deadline - time.monotonic()
         if left is not None and left <= 0:
-            status, outputs = {"status": "timeout"}, None
+            status, outputs = {"status": calls.TIMEOUT}, None
         else:
             try:
                 with quiet(stdout=silence_stdout), time_limit(left):
-                    status, outputs = calls.run(fn, args, question.inplace, question.positional,
-                                                cf.meta.get("seed"), question.repeat, question.optional)
+                    status, outputs = pipeline.call_case(fn, question, cf)
             except calls.CaseTimeout:  # the alarm fired outside the student's call
-                status, outputs = {"status": "timeout"}, None
-        results.append(judge.judge_case(question, case, status, outputs, cf.expected,
-                                        lambda cf=cf: casefile.build_args(cf), timeout=timeout))
+                status, outputs = {"status": calls.TIMEOUT}, None
+        results.append(pipeline.judge_case(question, case, status, outputs, cf, timeout=timeout))
     return results

@@ -245,7 +245,7 @@ TV = Question(
     compare=TensorMatch(rtol=1e-3, atol=1e-4))   # rtol: the guard inside the power may be 1e-10 .. 1e-7
 
 INVERT = Question(
-    id="invert_features", points=3, build=build_invert,
+    id="invert_features", calls=("alpha_norm", "tv_norm"), points=3, build=build_invert,
     description="Adam from noise on relative error + alpha_weight alpha_norm + tv_weight tv_norm, clamped",
     cases=[Case("public_edges_layer2_beta1_n2", seed=0, public=True,
                 params={"n": 2, "size": [16, 16], "layer_index": 2, "beta": 1.0, "tv_weight": 3e-3,

@@ -177,7 +177,7 @@ CONTENT = Question(
     compare=LOSS_MATCH)
 
 STYLE = Question(
-    id="style_loss", points=2, build=build_style, **_mistakes("style_loss"),
+    id="style_loss", calls=("gram_matrix",), points=2, build=build_style, **_mistakes("style_loss"),
     description="sum_i w_i * sum((G(feats[layer_i]) - A_i)^2), normalized Gram matrices",
     cases=[Case("public_n1_3layers", seed=0, public=True,
                 params={"n": 1, "shapes": [[4, 8, 8], [6, 6, 6], [8, 4, 4], [10, 3, 3], [12, 2, 2]],

@@ -332,7 +332,7 @@ SEMI_HARD = Question(
     compare=SEMI_HARD)
 
 BATCH_ALL_LOSS = Question(
-    id="batch_all_triplet_loss", points=1, build=build_batch_loss,
+    id="batch_all_triplet_loss", calls=("pairwise_distances",), points=1, build=build_batch_loss,
     description="triplet hinge averaged over ALL valid triplets of the batch (zeros included)",
     cases=[Case("public_n8_c3", seed=0, public=True, params={"n": 8, "dim": 4, "classes": 3, "margin": 1.0}),
            Case("public_n13_c5_ids", seed=671,
@@ -346,7 +346,7 @@ BATCH_ALL_LOSS = Question(
     compare=LOSS_MATCH)
 
 LIFTED = Question(
-    id="lifted_structured_loss", points=3, build=build_batch_loss,
+    id="lifted_structured_loss", calls=("pairwise_distances",), points=3, build=build_batch_loss,
     description="Song et al. 2016 smooth loss, log-sum-exp over both ends' negatives, 1/(2|P|) over unordered pairs",
     cases=[Case("public_n10_c3", seed=0, public=True, params={"n": 10, "dim": 4, "classes": 3, "margin": 1.0}),
            Case("public_n16_c4_d8", seed=681, params={"n": 16, "dim": 8, "classes": 4, "margin": 1.0}, public=True),
@@ -364,7 +364,7 @@ LIFTED = Question(
     compare=LOSS_MATCH)
 
 LIFTED_HARD = Question(
-    id="lifted_hard_triplet_loss", points=1, build=build_batch_loss,
+    id="lifted_hard_triplet_loss", calls=("pairwise_distances",), points=1, build=build_batch_loss,
     description="per unordered positive pair, the negative nearest to either end, triplet hinge, mean over pairs",
     cases=[Case("public_n10_c3", seed=0, public=True, params={"n": 10, "dim": 4, "classes": 3, "margin": 1.0}),
            Case("public_n16_c4_m03", seed=691, params={"n": 16, "dim": 8, "classes": 4, "margin": 0.3}, public=True),

@@ -1,0 +1,208 @@
+"""The fork server, both ends: the grader's :class:`ForkServer` handle and the server process (:func:`serve`).
+
+The grader starts ``python -I -S <lib>/autograder/grade/forkserver.py CONFIG.json CONTROL_FD`` once per batch. The
+server imports torch, the engine and the public ``utils`` (never student code), runs the per-case machinery once so
+its lazy initialisation is inherited, reads each assignment's case inputs (and builds their models) the first time
+a plan names them, and per submission forks a supervisor, which forks the worker (:mod:`autograder.grade.worker`).
+A submission therefore costs a fork instead of an interpreter start.
+
+The socket carries one request per submission: a JSON line ``{"plan": path}`` with the result pipe's write end
+attached (SCM_RIGHTS); the answer is a JSON line ``{"pid": supervisor pid}``. The server's first line is
+``{"ready": true}``.
+
+Imports at the top are the standard library's only: the server sets ``sys.path`` before it imports anything else.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+#: Modules the fork server imports before any student code, so a notebook's setup imports cost nothing per
+#: submission. ``utils.*`` stands for every public ``utils`` module (the worker's copy has no ``reference/``).
+PRELOAD = ["numpy", "torch.nn", "torch.nn.functional", "matplotlib", "matplotlib.pyplot", "tqdm.auto", "utils",
+           "utils.*", "autograder", "autograder.kernel.selfcheck"]
+
+
+class ForkServerError(Exception):
+    """The fork server did not start."""
+
+
+# -- the grader's end -------------------------------------------------------------------------------------------
+
+class ForkServer:
+    """A ``python -I -S`` process that has imported torch and the engine (never student code) and forks one
+    fresh supervisor + worker per submission, so a submission costs a fork instead of an interpreter start."""
+
+    def __init__(self, lib: Path, sys_path: list[str], log_path: Path, env: dict[str, str],
+                 startup_timeout: float = 180.0):
+        self.log_path = log_path
+        self.startup_timeout = startup_timeout
+        self.lock = threading.Lock()
+        config = log_path.with_suffix(".json")
+        config.write_text(json.dumps({"sys_path": sys_path, "preload": PRELOAD}))
+        os.chmod(config, 0o644)
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(lib / "autograder" / "grade" / "forkserver.py"), str(config), str(theirs.fileno())],
+                cwd=lib, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                pass_fds=[theirs.fileno()], start_new_session=True)
+        theirs.close()
+        self._ready = False  # checked at the first spawn: the interpreter starts while the grader prepares
+
+    def _wait_ready(self) -> None:
+        self.sock.settimeout(self.startup_timeout)
+        try:
+            ready = self._line()
+        except OSError as exc:
+            ready = f"no answer ({exc})"
+        if '"ready"' not in ready:
+            raise ForkServerError(f"the grading fork server did not start: {ready}\n{self.log_tail()}")
+        self.sock.settimeout(60)
+        self._ready = True
+
+    def _line(self) -> str:
+        data = b""
+        while not data.endswith(b"\n"):
+            chunk = self.sock.recv(4096)
+            if not chunk:
+                raise OSError("connection closed")
+            data += chunk
+        return data.decode()
+
+    def log_tail(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-3000:]
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def spawn(self, plan: Path, result_fd: int) -> int:
+        """Start a worker for ``plan`` writing frames to ``result_fd``; returns its supervisor's pid (a process
+        group leader: kill the group to stop the worker)."""
+        with self.lock:
+            if not self._ready:
+                self._wait_ready()
+            socket.send_fds(self.sock, [json.dumps({"plan": str(plan)}).encode()], [result_fd])
+            return int(json.loads(self._line())["pid"])
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        finally:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.proc.wait()
+
+
+# -- the server's end -------------------------------------------------------------------------------------------
+
+def _preload(modules: list[str]) -> None:
+    """Import ``modules`` (``pkg.*``: every module of ``pkg``); a failure is left for the student's own import."""
+    import importlib
+    import pkgutil
+
+    for name in modules:
+        names = [name]
+        if name.endswith(".*"):
+            try:
+                pkg = importlib.import_module(name[:-2])
+                names = [m.name for m in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + ".")]
+            except Exception:  # noqa: BLE001
+                names = []
+        for mod in names:
+            try:
+                importlib.import_module(mod)
+            except Exception:  # noqa: BLE001 - the student's own import will report it
+                pass
+
+
+def _cache_cases(plan_path: str) -> None:
+    """Read the case files a plan names that are not cached yet (a worker reads them itself if this fails)."""
+    from autograder.core import casefile
+    from autograder.grade.worker import CASES
+
+    try:
+        with open(plan_path, encoding="utf-8") as f:
+            plan = json.load(f)
+        for q in plan["questions"]:
+            for c in q["cases"]:
+                if c["file"] not in CASES:
+                    CASES[c["file"]] = case = casefile.read(c["file"])
+                    casefile.build_args(case)  # builds (and caches) its models once, here
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _warm_up() -> None:
+    """Run the per-case machinery once (seeding, a call, serializing), so that the lazy initialisation it
+    triggers is done here, once, instead of in every forked child."""
+    import torch
+    from safetensors.torch import save
+
+    from autograder.core import calls
+
+    _, outputs = calls.run(lambda x: (x * 2).sum(0), {"x": torch.ones(2, 3)}, seed=0)
+    save(outputs)
+
+
+def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the fork server process
+    """The fork server: import torch and the engine once, then fork one supervisor + worker per request.
+
+    Requests arrive on a Unix socket: a JSON line ``{"plan": path}`` with the result pipe's write end attached
+    (SCM_RIGHTS); the reply is ``{"pid": supervisor pid}``. This process never runs student code."""
+    import socket
+
+    with open(config_path, encoding="utf-8") as f:
+        config = json.load(f)
+    sys.path[:] = config["sys_path"]
+    from autograder.grade import isolation
+    from autograder.grade.worker import supervise
+
+    isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+    import torch
+
+    torch.set_num_threads(1)
+    try:
+        torch.set_num_interop_threads(1)
+    except RuntimeError:
+        pass
+    _preload(["autograder.core.calls", "autograder.core.casefile", "autograder.core.extract", "autograder.grade.protocol",
+              "safetensors.torch", *config.get("preload", [])])
+    _warm_up()
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors (and orphans we adopt) are reaped automatically
+    isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
+    sock = socket.socket(fileno=control_fd)
+    sock.sendall(b'{"ready": true}\n')
+    while True:
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 1)
+        except OSError:
+            os._exit(0)
+        if not msg or not fds:
+            os._exit(0)
+        request = json.loads(msg)
+        _cache_cases(request["plan"])
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            os.setsid()
+            isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
+            supervise(request["plan"], fds[0])
+        os.close(fds[0])
+        sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
+
+
+if __name__ == "__main__":
+    serve(sys.argv[1], int(sys.argv[2]))
