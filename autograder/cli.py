@@ -193,9 +193,10 @@ def _release(p: argparse.ArgumentParser):
 
     def run(args) -> int:
         from autograder.course.nbgrader_api import NbgraderError
-        from autograder.course.release import LeakError, assignment_ids, build_student_bundle, generate_assignments
+        from autograder.course.layout import COURSE
+        from autograder.course.release import LeakError, build_student_bundle, generate_assignments
 
-        known = assignment_ids()
+        known = COURSE.notebook_ids()
         unknown = [a for a in args.assignment or [] if a not in known]
         if unknown:
             print(f"error: no solutions/<id>/<id>.ipynb for {', '.join(unknown)}; known: {', '.join(known)}",

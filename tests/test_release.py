@@ -8,11 +8,12 @@ import nbformat
 import pytest
 
 from autograder.core import registry
-from autograder.course.release import (assignment_ids, build_student_bundle, generate_assignments, leak_check,
+from autograder.course.layout import Course
+from autograder.course.release import (build_student_bundle, generate_assignments, leak_check,
                                 reference_bodies, solution_blocks)
 
 ROOT = Path(__file__).resolve().parent.parent
-IDS = assignment_ids(ROOT)
+IDS = Course(ROOT).notebook_ids()
 
 
 def _cells(path: Path) -> list[tuple[str, str, dict]]:

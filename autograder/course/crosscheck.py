@@ -15,7 +15,8 @@ from pathlib import Path
 
 from autograder.core import registry
 from autograder.grade.batch import grade_folder
-from autograder.course.nbgrader_api import REPO_ROOT, NbgraderError, autograde, generate_release, read_scores
+from autograder.course.layout import REPO_ROOT, Course
+from autograder.course.nbgrader_api import NbgraderError, autograde, generate_release, read_scores
 from autograder.course.synthetic import STUDENTS, make_class
 
 
@@ -24,6 +25,7 @@ class Comparison:
     assignment: str
     nbgrader: dict[str, dict[str, float]] = field(default_factory=dict)   # student -> question -> points
     fast: dict[str, dict[str, float]] = field(default_factory=dict)
+    fast_rows: list[dict[str, str]] = field(default_factory=list)            # the fast grader's grades.csv
     nbgrader_failed: dict[str, str] = field(default_factory=dict)         # student -> why nbgrader gave up
     nbgrader_seconds: float = 0.0
     fast_seconds: float = 0.0
@@ -47,7 +49,7 @@ def make_course(course: Path, assignment_id: str, students: dict[str, str] | Non
     shutil.copytree(root / "solutions" / assignment_id, course / "solutions" / assignment_id,
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     release = generate_release(course, assignment_id)
-    make_class(registry.get(assignment_id).assignment, root / "solutions" / assignment_id / f"{assignment_id}.ipynb",
+    make_class(registry.get(assignment_id).assignment, Course(root).source_notebook(assignment_id),
                release, course / "submitted", students)
     return course / "submitted"
 
@@ -89,5 +91,6 @@ def compare(course: Path, assignment_id: str, *, students: dict[str, str] | None
     result.fast_seconds = fast_grade(submitted, out, assignment_id, workers=workers, timeout=timeout)
     with open(out / "grades.csv", newline="") as f:
         for row in csv.DictReader(f):
+            result.fast_rows.append(row)
             result.fast.setdefault(row["student"], {})[row["question"]] = float(row["points"])
     return result

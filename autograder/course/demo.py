@@ -16,8 +16,8 @@ from pathlib import Path
 
 from autograder.core import registry
 from autograder.grade.batch import grade_folder
-from autograder.course.nbgrader_api import REPO_ROOT
-from autograder.course.release import assignment_ids, build_student_bundle, generate_assignments
+from autograder.course.layout import REPO_ROOT, Course
+from autograder.course.release import build_student_bundle, generate_assignments
 from autograder.course.synthetic import STUDENTS, expected_losses, make_class
 
 
@@ -29,8 +29,9 @@ def run_demo(out: Path, *, workers: int | None = None, timeout: float = 10.0, ro
     for sub in ("release", "student", "submitted", "graded"):
         if (out / sub).exists():
             shutil.rmtree(out / sub)
+    course = Course(root)
     entries = registry.entries()
-    ids = [a for a in assignment_ids(root) if a in entries]
+    ids = course.assignment_ids()
     log(f"[1/4] release: generating {len(ids)} student notebook(s) with nbgrader")
     generate_assignments(root, ids, dest=out / "release" / "assignments")
     bundle = build_student_bundle(root, out / "student", assignments_dir=out / "release" / "assignments")
@@ -38,7 +39,7 @@ def run_demo(out: Path, *, workers: int | None = None, timeout: float = 10.0, ro
 
     log(f"[2/4] synthetic class: {len(STUDENTS)} students x {len(ids)} assignments")
     for aid in ids:
-        make_class(entries[aid].assignment, root / "solutions" / aid / f"{aid}.ipynb",
+        make_class(entries[aid].assignment, course.source_notebook(aid),
                    out / "release" / "assignments" / aid / f"{aid}.ipynb", out / "submitted")
 
     log(f"[3/4] grading (per-question timeout {timeout:g} s)")

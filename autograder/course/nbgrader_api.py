@@ -10,7 +10,7 @@ import os
 import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from autograder.course.layout import COURSE, REPO_ROOT
 
 
 def _autograde_preprocessors() -> list:
@@ -58,7 +58,7 @@ def course_config(course_root: Path | None = None, cell_timeout: int | None = No
     time limit. Tests and benchmarks therefore run nbgrader exactly as instructors do."""
     from traitlets.config.loader import PyFileConfigLoader
 
-    config = PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config()
+    config = PyFileConfigLoader(COURSE.config.name, path=str(COURSE.root)).load_config()
     if course_root is not None:
         config.CourseDirectory.root = str(course_root)
         config.CourseDirectory.db_url = f"sqlite:///{Path(course_root) / 'gradebook.db'}"

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import nbformat
 
-from autograder.course.nbgrader_api import REPO_ROOT, generate_release
+from autograder.course.layout import REPO_ROOT, Course, assignment_ids
+from autograder.course.nbgrader_api import generate_release
 
 SOLUTION_MARKERS = ("### BEGIN SOLUTION", "### END SOLUTION", "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS",
                     "BEGIN MARK SCHEME")
@@ -32,17 +33,11 @@ class LeakError(RuntimeError):
     """The student bundle contains instructor-only material."""
 
 
-def assignment_ids(root: Path = REPO_ROOT) -> list[str]:
-    """Ids of the assignments that have a source notebook, in course order."""
-    return sorted(p.name for p in (root / "solutions").iterdir()
-                  if (p / f"{p.name}.ipynb").exists())
-
-
 def generate_assignments(root: Path = REPO_ROOT, ids: list[str] | None = None,
                          dest: Path | None = None) -> list[Path]:
     """Regenerate the student notebooks with nbgrader into ``dest`` (default ``root/assignments``)."""
     ids = ids or assignment_ids(root)
-    dest = dest or root / "assignments"
+    dest = dest or Course(root).assignments
     written = []
     with tempfile.TemporaryDirectory(prefix="release-") as tmp:
         course = Path(tmp)
@@ -78,7 +73,7 @@ def build_student_bundle(root: Path = REPO_ROOT, dest: Path | None = None,
     if dest.exists():
         shutil.rmtree(dest)
     dest.mkdir(parents=True)
-    shutil.copytree(assignments_dir or root / "assignments", dest / "assignments",
+    shutil.copytree(assignments_dir or Course(root).assignments, dest / "assignments",
                     ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
     for name in ("utils", "autograder"):
         shutil.copytree(root / name, dest / name, ignore=_public_ignore(root.resolve()))
