@@ -478,7 +478,7 @@ class Session:
                     clean = {k: _text(v) if isinstance(v, str) else v for k, v in header.items()
                              if isinstance(v, (str, int, float, bool))}
                     if payload and outcome.result_bytes + len(payload) > self.policy.result_budget_bytes:
-                        clean = {"status": "bad_output", "message": f"the outputs of this notebook are larger "
+                        clean = {"status": calls.BAD_OUTPUT, "message": f"the outputs of this notebook are larger "
                                  f"than {self.policy.result_budget_bytes >> 20} MB in total; this case's output was not read"}
                         payload = b""
                     outcome.result_bytes += len(payload)

@@ -104,11 +104,6 @@ class Store:
         marks = ",".join("?" * len(COLUMNS[table]))
         self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
 
-    def submissions(self) -> list[dict]:
-        cur = self.db.execute("SELECT * FROM submissions ORDER BY student, assignment")
-        names = [d[0] for d in cur.description]
-        return [dict(zip(names, row)) for row in cur.fetchall()]
-
     def question_rows(self, keys: set[tuple[str, str]] | None = None) -> list[dict]:
         """One row per student x question, sorted by student, assignment, question order."""
         cur = self.db.execute("SELECT student, assignment, question, points, max_points, verdict, message "
