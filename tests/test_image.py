@@ -9,7 +9,9 @@ from utils.image import (
     deprocess,
     gaussian_kernel1d,
     jitter,
+    normalize,
     preprocess,
+    uint8_to_float,
     unjitter,
     valid_range,
 )
@@ -57,6 +59,49 @@ def test_preprocess_accepts_list_and_resizes():
     flat = np.full((90, 120, 3), (10, 200, 30), dtype=np.uint8)
     out = deprocess(preprocess(flat, card), card)[0]
     assert (np.abs(out.astype(int) - np.array([10, 200, 30])) <= 1).all()
+
+
+def test_uint8_to_float_is_pixels_over_255_channels_first():
+    """Independent formulation: NumPy's float32 division, transposed to (N, 3, H, W); bit for bit."""
+    imgs = _random_uint8((3, 5, 7, 3), 4)
+    x = uint8_to_float(imgs)
+    expected = imgs.transpose(0, 3, 1, 2).astype(np.float32) / np.float32(255.0)
+    assert x.dtype == torch.float32 and x.shape == (3, 3, 5, 7)
+    assert np.array_equal(x.numpy(), expected)
+    assert np.array_equal(uint8_to_float(imgs[1]).numpy(), expected[1:2])                      # one image -> N = 1
+    assert np.array_equal(uint8_to_float([imgs[2], imgs[0]]).numpy(), expected[[2, 0]])         # a list
+    assert np.array_equal(uint8_to_float(torch.from_numpy(imgs)).numpy(), expected)             # a torch batch
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    with pytest.raises(TypeError, match="uint8_to_float expected"):
+        uint8_to_float(imgs.astype(np.float32))
+
+
+def test_uint8_to_float_keeps_the_channels_last_memory_of_a_batch():
+    """The training scripts fit their normalization with a reduction over this tensor: no copy, the array's order."""
+    imgs = _random_uint8((2, 4, 6, 3), 6)
+    x = uint8_to_float(imgs)
+    assert x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_normalize_is_the_cards_per_channel_formula(dtype):
+    card = ModelCard("t", ("a",), (0.5, 0.25, 0.125), (0.5, 2.0, 0.1), 4, "test")
+    px = torch.rand(2, 3, 4, 5, generator=torch.Generator().manual_seed(0), dtype=dtype, requires_grad=True)
+    y = normalize(px, card)
+    assert y.dtype == dtype and y.shape == px.shape
+    for c in range(3):   # channel by channel, with Python floats
+        expected = (px.detach()[:, c] - card.mean[c]) / card.std[c]
+        torch.testing.assert_close(y.detach()[:, c], expected, rtol=1e-15 if dtype == torch.float64 else 1e-6,
+                                   atol=0)
+    y.sum().backward()   # differentiable: d/dpx = 1 / std of the channel
+    torch.testing.assert_close(px.grad[0, :, 0, 0], torch.tensor([2.0, 0.5, 10.0], dtype=dtype))
+    torch.testing.assert_close(normalize(px.detach()), normalize(px.detach(), model_card("shapes")), rtol=0, atol=0)
+
+
+def test_feature_vis_normalizes_with_the_same_function():
+    import utils.feature_vis
+
+    assert utils.feature_vis.normalize is normalize
 
 
 def test_preprocess_batch_equals_list():
