@@ -22,6 +22,8 @@ from typing import Callable
 import torch
 from torch import nn
 
+from utils.models import layer_output
+
 __all__ = ["class_visualization_update_step", "neuron_visualization_update_step"]
 
 #: Guard added to the gradient norm before dividing (only matters if the gradient is exactly zero).
@@ -63,10 +65,10 @@ def neuron_visualization_update_step(img: torch.Tensor, model: nn.Module, layer_
                                      l2_reg: float, learning_rate: float) -> None:
     """One normalized ascent step on ``mean_{h,w} A[0, channel, h, w] - l2_reg * ||img||_2^2``, in place.
 
-    ``A = model.features[:layer_index + 1](img)`` is the output of layer ``layer_index`` of ``model.features``
-    (counting from 0, the layer itself included). Averaging over positions visualizes the channel: the same
-    feature detector applied everywhere (the lecture's "1.0 for the neuron of interest", spread evenly over all
-    positions of that channel).
+    ``A = layer_output(img, model, layer_index)``, i.e. ``model.features[:layer_index + 1](img)``, is the output of
+    layer ``layer_index`` of ``model.features`` (counting from 0, the layer itself included). Averaging over
+    positions visualizes the channel: the same feature detector applied everywhere (the lecture's "1.0 for the
+    neuron of interest", spread evenly over all positions of that channel).
 
     Args:
         img: ``(1, C, H, W)`` leaf tensor with ``requires_grad=True``; updated in place (``img.grad`` untouched).
@@ -75,9 +77,7 @@ def neuron_visualization_update_step(img: torch.Tensor, model: nn.Module, layer_
         channel: channel of that layer's output.
         l2_reg, learning_rate: as in :func:`class_visualization_update_step`.
     """
-    n_layers = len(model.features)
-    stop = layer_index % n_layers + 1            # -1 -> the whole features block
-    activation = model.features[:stop](img)[0, channel].mean()
+    activation = layer_output(img, model, layer_index)[0, channel].mean()
     objective = activation - l2_reg * img.pow(2).sum()
     _normalized_ascent_(img, objective, learning_rate)
 

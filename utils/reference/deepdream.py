@@ -24,23 +24,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.models import layer_output
+
 __all__ = ["deepdream_step", "deepdream_octaves", "guided_gradient"]
 
 #: Guard added to the mean absolute gradient before dividing.
 GRAD_EPS = 1e-8
 
 
-def layer_features(x: torch.Tensor, model: nn.Module, layer_index: int) -> torch.Tensor:
-    """``model.features[:layer_index + 1](x)``: the output of layer ``layer_index`` (negative counts from the end).
-
-    (The same one-liner as :func:`utils.reference.feature_inversion.layer_features`, kept here so this module stands
-    on its own.)"""
-    stop = layer_index % len(model.features) + 1
-    return model.features[:stop](x)
-
-
 def deepdream_step(img: torch.Tensor, model: nn.Module, layer_index: int, learning_rate: float) -> None:
-    """One normalized ascent step on ``1/2 * sum(A^2)``, ``A = model.features[:layer_index + 1](img)``, in place.
+    """One normalized ascent step on ``1/2 * sum(A^2)``, ``A = layer_output(img, model, layer_index)``, in place.
+
+    (:func:`utils.models.layer_output` is ``model.features[:layer_index + 1](img)``, negative indices from the end.)
 
     Args:
         img: ``(N, C, H, W)`` leaf tensor with ``requires_grad=True``, in the model's input space. Updated in
@@ -50,7 +45,7 @@ def deepdream_step(img: torch.Tensor, model: nn.Module, layer_index: int, learni
         layer_index: index into ``model.features`` (negative counts from the end).
         learning_rate: mean absolute change of a pixel value per step.
     """
-    activations = layer_features(img, model, layer_index)
+    activations = layer_output(img, model, layer_index)
     (g,) = torch.autograd.grad(0.5 * activations.pow(2).sum(), img)
     with torch.no_grad():
         img.add_(g, alpha=learning_rate / (g.abs().mean().item() + GRAD_EPS))
@@ -130,7 +125,7 @@ def deepdream_octaves(img: torch.Tensor, model: nn.Module, layer_index: int, num
         base = resize(base_img, size)
         x = (base + resize(detail, size)).requires_grad_(True)
         for _ in range(num_steps):
-            activations = layer_features(x, model, layer_index)
+            activations = layer_output(x, model, layer_index)
             target = activations.detach() if objective is None else objective(activations.detach())
             (g,) = torch.autograd.grad(activations, x, grad_outputs=target)
             with torch.no_grad():
