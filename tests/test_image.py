@@ -11,6 +11,7 @@ from utils.image import (
     jitter,
     normalize,
     preprocess,
+    random_shift,
     uint8_to_float,
     unjitter,
     valid_range,
@@ -147,6 +148,25 @@ def test_jitter_unjitter_identity():
     j = jitter(x, 1, 2)
     assert torch.equal(j[..., 2, 1], x[..., 0, 0])
     assert torch.equal(jitter(x, 4, 0), torch.roll(x, 4, dims=-1))
+
+
+def test_random_shift_draws_uniform_offsets_from_the_generator():
+    g = torch.Generator().manual_seed(3)
+    draws = [random_shift(2, g) for _ in range(400)]
+    assert all(isinstance(o, int) for d in draws for o in d)
+    for axis in (0, 1):   # every offset in [-2, 2] turns up, nothing outside, both axes drawn independently
+        assert {d[axis] for d in draws} == {-2, -1, 0, 1, 2}
+    assert len(set(draws)) == 25
+    assert draws[:5] == [random_shift(2, g2) for g2 in [torch.Generator().manual_seed(3)] for _ in range(5)]
+
+
+def test_random_shift_zero_still_draws_once():
+    """max_jitter 0 gives (0, 0) and advances the generator as one draw of two offsets (the notebooks' RandomShift
+    does; callers that skip the jitter skip the call)."""
+    g, h = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)
+    assert random_shift(0, g) == (0, 0)
+    torch.randint(0, 9, (2,), generator=h)
+    assert torch.equal(torch.rand(3, generator=g), torch.rand(3, generator=h))
 
 
 @pytest.mark.parametrize("sigma", [0.5, 1.0, 2.3, 5.0, 12.0])

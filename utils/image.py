@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from .models import ModelCard, model_card
 
-__all__ = ["preprocess", "uint8_to_float", "normalize", "deprocess", "jitter", "unjitter", "blur",
+__all__ = ["preprocess", "uint8_to_float", "normalize", "deprocess", "jitter", "unjitter", "random_shift", "blur",
            "gaussian_kernel1d", "valid_range", "clamp_to_valid"]
 
 
@@ -168,6 +168,16 @@ def jitter(x: torch.Tensor, ox: int, oy: int) -> torch.Tensor:
 def unjitter(x: torch.Tensor, ox: int, oy: int) -> torch.Tensor:
     """Inverse of :func:`jitter` with the same ``ox, oy``."""
     return torch.roll(x, shifts=(-int(oy), -int(ox)), dims=(-2, -1))
+
+
+def random_shift(max_jitter: int, generator: torch.Generator | None = None) -> tuple[int, int]:
+    """Two offsets drawn uniformly from ``[-max_jitter, max_jitter]`` (one ``torch.randint`` call of size 2, from
+    ``generator``, default torch's global one): ``ox, oy = random_shift(4, g)``, then ``jitter(x, ox, oy)``.
+
+    Draws even for ``max_jitter == 0`` (both offsets are then 0); callers that skip the jitter entirely skip the
+    call (``random_shift(m, g) if m > 0 else (0, 0)``), and so leave the generator as it was."""
+    ox, oy = torch.randint(-int(max_jitter), int(max_jitter) + 1, (2,), generator=generator).tolist()
+    return int(ox), int(oy)
 
 
 def gaussian_kernel1d(sigma: float, truncate: float = 4.0, dtype=torch.float64, device=None) -> torch.Tensor:

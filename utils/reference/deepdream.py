@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from utils.image import clamp_to_valid, jitter, random_shift, unjitter
 from utils.models import layer_output
 
 __all__ = ["deepdream_step", "deepdream_octaves", "guided_gradient"]
@@ -74,8 +75,8 @@ class _RandomShift(nn.Module):
         self.generator, self.max_jitter = generator, int(max_jitter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        offsets = torch.randint(-self.max_jitter, self.max_jitter + 1, (2,), generator=self.generator).tolist()
-        return torch.roll(x, shifts=(offsets[1], offsets[0]), dims=(-2, -1))
+        """``(N, C, H, W)`` -> the same, shifted by a fresh :func:`utils.image.random_shift` (drawn also for 0)."""
+        return jitter(x, *random_shift(self.max_jitter, self.generator))
 
 
 def jittered(model: nn.Module, max_jitter: int, generator: torch.Generator | None = None) -> nn.Module:
@@ -171,8 +172,6 @@ def deepdream(img: torch.Tensor, model: nn.Module, layer_index: int, card=None, 
     """
     from tqdm.auto import tqdm
 
-    from utils.image import clamp_to_valid, jitter, unjitter
-
     sizes = octave_sizes(img.shape[-2], img.shape[-1], octaves, octave_scale)
     base = img.detach()
     detail = torch.zeros_like(resize(base, sizes[-1]))
@@ -181,10 +180,7 @@ def deepdream(img: torch.Tensor, model: nn.Module, layer_index: int, card=None, 
         octave_base = resize(base, size)
         x = (octave_base + resize(detail, size)).requires_grad_(True)
         for _ in range(iterations):
-            if max_jitter > 0:
-                ox, oy = torch.randint(-max_jitter, max_jitter + 1, (2,), generator=generator).tolist()
-            else:
-                ox = oy = 0
+            ox, oy = random_shift(max_jitter, generator) if max_jitter > 0 else (0, 0)
             with torch.no_grad():
                 x.copy_(jitter(x, ox, oy))
             deepdream_step(x, model, layer_index, learning_rate)
