@@ -18,6 +18,7 @@ clamping, octaves, progress bar).
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import torch
@@ -237,8 +238,11 @@ def mistake_step_grad_accumulates(img, model, layer_index, learning_rate):
         img.add_(learning_rate * img.grad / img.grad.abs().mean())
 
 
-def _mistaken_octaves(img, model, layer_index, num_octaves, octave_scale, num_steps, learning_rate, bounds, *,
-                      order=reversed, carry="detail", bases="direct"):
+def _mistaken_octaves(img, model, layer_index, num_octaves=3, octave_scale=1.4, num_steps=10, learning_rate=0.02,
+                      bounds=None, objective=None, *, order=reversed, carry="detail", bases="direct"):
+    """:func:`deepdream_octaves`' signature, one octave at a time, with one thing done wrong: the octaves visited
+    in ``order`` of the sizes, ``carry`` (``"detail"``, ``"none"``: nothing carried, ``"image"``: the whole image
+    carried) or ``bases`` (``"direct"``: resized from the image, ``"previous"``: from the previous octave's)."""
     base_img = img.detach()
     sizes = octave_sizes(img.shape[-2], img.shape[-1], num_octaves, octave_scale)
     shrunk = [base_img]
@@ -255,10 +259,9 @@ def _mistaken_octaves(img, model, layer_index, num_octaves, octave_scale, num_st
     return x
 
 
-def mistake_octaves_detail_not_carried(img, model, layer_index, num_octaves=3, octave_scale=1.4, num_steps=10,
-                                       learning_rate=0.02, bounds=None, objective=None):
-    return _mistaken_octaves(img, model, layer_index, num_octaves, octave_scale, num_steps, learning_rate, bounds,
-                             carry="none")
+mistake_octaves_detail_not_carried = functools.partial(_mistaken_octaves, carry="none")
+mistake_octaves_image_carried = functools.partial(_mistaken_octaves, carry="image")
+mistake_octaves_shrunk_from_previous = functools.partial(_mistaken_octaves, bases="previous")
 
 
 def mistake_octaves_large_to_small(img, model, layer_index, num_octaves=3, octave_scale=1.4, num_steps=10,
@@ -268,18 +271,6 @@ def mistake_octaves_large_to_small(img, model, layer_index, num_octaves=3, octav
                               order=list)
     base = resize(img.detach(), small.shape[-2:])
     return img.detach() + resize(small - base, img.shape[-2:])
-
-
-def mistake_octaves_image_carried(img, model, layer_index, num_octaves=3, octave_scale=1.4, num_steps=10,
-                                  learning_rate=0.02, bounds=None, objective=None):
-    return _mistaken_octaves(img, model, layer_index, num_octaves, octave_scale, num_steps, learning_rate, bounds,
-                             carry="image")
-
-
-def mistake_octaves_shrunk_from_previous(img, model, layer_index, num_octaves=3, octave_scale=1.4, num_steps=10,
-                                         learning_rate=0.02, bounds=None, objective=None):
-    return _mistaken_octaves(img, model, layer_index, num_octaves, octave_scale, num_steps, learning_rate, bounds,
-                             bases="previous")
 
 
 def _guide_pick(activations, guide_features, best):
