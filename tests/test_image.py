@@ -5,6 +5,7 @@ from scipy.ndimage import gaussian_filter
 
 from utils.image import (
     blur,
+    center_crop_resize,
     clamp_to_valid,
     deprocess,
     gaussian_kernel1d,
@@ -103,6 +104,18 @@ def test_feature_vis_normalizes_with_the_same_function():
     import utils.feature_vis
 
     assert utils.feature_vis.normalize is normalize
+
+
+def test_center_crop_resize_keeps_the_centered_square():
+    wide = torch.arange(2 * 3 * 5 * 8, dtype=torch.float32).view(2, 3, 5, 8)
+    assert torch.equal(center_crop_resize(wide, 5), wide[..., :, 1:6])             # (8 - 5) // 2 = 1 cut on the left
+    tall = wide.transpose(-2, -1)
+    assert torch.equal(center_crop_resize(tall, 5), tall[..., 1:6, :])
+    square = torch.rand(1, 3, 6, 6, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(center_crop_resize(square, 6), square)                     # right size: untouched
+    flat = torch.full((1, 3, 30, 40), 0.25)
+    for size in (7, 30, 64):                                                         # shrinking and growing
+        torch.testing.assert_close(center_crop_resize(flat, size), torch.full((1, 3, size, size), 0.25))
 
 
 def test_preprocess_batch_equals_list():

@@ -13,8 +13,8 @@ import torch.nn.functional as F
 
 from .models import ModelCard, model_card
 
-__all__ = ["preprocess", "uint8_to_float", "normalize", "deprocess", "jitter", "unjitter", "random_shift", "blur",
-           "gaussian_kernel1d", "valid_range", "clamp_to_valid"]
+__all__ = ["preprocess", "uint8_to_float", "normalize", "center_crop_resize", "deprocess", "jitter", "unjitter",
+           "random_shift", "blur", "gaussian_kernel1d", "valid_range", "clamp_to_valid"]
 
 
 def _card(card: ModelCard | None) -> ModelCard:
@@ -61,8 +61,12 @@ def _as_uint8_batch(images, caller: str = "preprocess") -> list[torch.Tensor]:
     return [t]
 
 
-def _resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Center-crop float ``(N, 3, H, W)`` to a square and resize it (bilinear, anti-aliased) to ``size``."""
+def center_crop_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Center-crop float images ``(N, C, H, W)`` to a square and resize them to ``(N, C, size, size)``.
+
+    The square is the largest centered one (``min(H, W)`` on a side, the odd pixel cut at the end); the resize is
+    bilinear (``align_corners=False``), anti-aliased when shrinking, and skipped when the side is already ``size``.
+    Any value scale: :func:`preprocess` uses it on [0, 1], :func:`utils.data.load_photo` on 0..255."""
     h, w = x.shape[-2:]
     if h != w:
         side = min(h, w)
@@ -132,7 +136,7 @@ def preprocess(images, card: ModelCard | None = None, device: torch.device | str
     parts = _as_uint8_batch(images)
     card = _card(card)
     size = int(size or card.input_size)
-    out = [_resize_square(_to_float(t, device), size) for t in parts]
+    out = [center_crop_resize(_to_float(t, device), size) for t in parts]
     x = torch.cat(out, dim=0) if len(out) > 1 else out[0]
     return normalize(x, card).contiguous()
 
