@@ -6,6 +6,7 @@ from scipy.ndimage import gaussian_filter
 from utils.image import (
     blur,
     center_crop_resize,
+    clamp_to_bounds,
     clamp_to_valid,
     deprocess,
     gaussian_kernel1d,
@@ -234,6 +235,20 @@ def test_valid_range_and_clamp(name):
     # clamped images deprocess to the extreme pixel values where they were clamped
     img = deprocess(y, card)
     assert img.min() >= 0 and img.max() <= 255
+
+
+def test_clamp_to_bounds_is_numpy_clip_per_channel():
+    x = torch.randn(2, 3, 4, 5, generator=torch.Generator().manual_seed(1), dtype=torch.float64) * 3
+    lo, hi = torch.tensor([-1.0, 0.0, -2.5]).view(1, 3, 1, 1), torch.tensor([1.0, 0.5, 2.0]).view(1, 3, 1, 1)
+    y = clamp_to_bounds(x, (lo.double(), hi.double()))
+    for c in range(3):
+        expected = np.clip(x[:, c].numpy(), float(lo[0, c]), float(hi[0, c]))
+        assert np.array_equal(y[:, c].numpy(), expected)
+    assert clamp_to_bounds(x, None) is x
+    g = torch.zeros_like(x, requires_grad=True)
+    clamp_to_bounds(x + g, (lo.double(), hi.double())).sum().backward()   # gradient 1 inside, 0 where clamped
+    inside = (x >= lo) & (x <= hi)
+    assert torch.equal(g.grad, inside.double())
 
 
 def test_preprocess_keeps_a_requested_size():

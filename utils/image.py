@@ -14,7 +14,8 @@ import torch.nn.functional as F
 from .models import ModelCard, model_card
 
 __all__ = ["preprocess", "uint8_to_float", "normalize", "center_crop_resize", "deprocess", "jitter", "unjitter",
-           "random_shift", "blur", "gaussian_kernel1d", "valid_range", "clamp_to_valid"]
+           "random_shift", "blur", "gaussian_kernel1d", "valid_range", "clamp_to_valid",
+           "clamp_to_bounds"]
 
 
 def _card(card: ModelCard | None) -> ModelCard:
@@ -247,5 +248,16 @@ def clamp_to_valid(x: torch.Tensor, card: ModelCard | None = None) -> torch.Tens
     """Clamp each channel of normalized images ``(N, 3, H, W)`` to the values real pixels can take (out-of-place).
 
     Use ``x.data.copy_(clamp_to_valid(x.data))`` to clamp a tensor that is being optimized in place."""
-    low, high = valid_range(card, device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
-    return torch.maximum(torch.minimum(x, high), low)
+    return clamp_to_bounds(x, valid_range(card, device=x.device,
+                                          dtype=x.dtype if x.is_floating_point() else torch.float32))
+
+
+def clamp_to_bounds(x: torch.Tensor, bounds: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """``x`` (e.g. images ``(N, 3, H, W)``) clamped elementwise into ``bounds = (lo, hi)``, out of place.
+
+    ``lo`` and ``hi`` are tensors broadcastable to ``x`` with ``lo <= hi`` (e.g. :func:`valid_range`'s two
+    ``(1, 3, 1, 1)``); ``None`` returns ``x`` itself. Differentiable (the gradient passes where ``x`` is inside)."""
+    if bounds is None:
+        return x
+    lo, hi = bounds
+    return torch.maximum(torch.minimum(x, hi), lo)

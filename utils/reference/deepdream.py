@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from utils.image import clamp_to_valid, jitter, random_shift, unjitter
+from utils.image import clamp_to_bounds, clamp_to_valid, jitter, random_shift, unjitter
 from utils.models import layer_output
 
 __all__ = ["deepdream_step", "deepdream_octaves", "guided_gradient"]
@@ -133,7 +133,7 @@ def deepdream_octaves(img: torch.Tensor, model: nn.Module, layer_index: int, num
             with torch.no_grad():
                 x.add_(g, alpha=learning_rate / (g.abs().mean().item() + GRAD_EPS))
                 if bounds is not None:
-                    x.copy_(torch.maximum(torch.minimum(x, bounds[1]), bounds[0]))
+                    x.copy_(clamp_to_bounds(x, bounds))
         detail = x.detach() - base
     return x.detach()
 

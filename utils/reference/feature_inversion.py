@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from utils.image import clamp_to_bounds
 from utils.models import layer_output
 
 __all__ = ["feature_reconstruction_loss", "alpha_norm", "tv_norm", "invert_features"]
@@ -130,8 +131,7 @@ def invert_features(target: torch.Tensor, model: nn.Module, layer_index: int, si
         generator = torch.Generator().manual_seed(torch.initial_seed())
     x = init_std * torch.randn(target.shape[0], 3, H, W, generator=generator, dtype=target.dtype)
     x = x.to(target.device)
-    if lims is not None:
-        x = torch.minimum(torch.maximum(x, lims[0]), lims[1])
+    x = clamp_to_bounds(x, lims)
     x.requires_grad_(True)
     opt = torch.optim.Adam([x], lr=learning_rate)
     with torch.enable_grad():
@@ -147,7 +147,7 @@ def invert_features(target: torch.Tensor, model: nn.Module, layer_index: int, si
             opt.step()
             if lims is not None:
                 with torch.no_grad():
-                    x.copy_(torch.minimum(torch.maximum(x, lims[0]), lims[1]))
+                    x.copy_(clamp_to_bounds(x, lims))
     return x.detach()
 
 

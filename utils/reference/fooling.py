@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from utils.image import clamp_to_bounds
+
 __all__ = [
     "fooling_step",
     "make_fooling_image",
@@ -45,13 +47,6 @@ def _as_bounds(bounds, like: Tensor) -> tuple[Tensor, Tensor] | None:
     return lo, hi
 
 
-def _clamp(X: Tensor, bounds: tuple[Tensor, Tensor] | None) -> Tensor:
-    if bounds is None:
-        return X
-    lo, hi = bounds
-    return torch.minimum(torch.maximum(X, lo), hi)
-
-
 def _as_targets(target_y, n: int, device) -> Tensor:
     t = torch.as_tensor(target_y, dtype=torch.long, device=device).reshape(-1)
     if t.numel() == 1 and n != 1:
@@ -64,7 +59,7 @@ def _as_targets(target_y, n: int, device) -> Tensor:
 def _normalized_step(X: Tensor, grad: Tensor, learning_rate: float, bounds) -> Tensor:
     """``X + learning_rate * grad / ||grad||_2`` with one norm per image, then clamped."""
     norms = grad.flatten(1).norm(dim=1).clamp_min(_EPS).view(-1, *([1] * (grad.dim() - 1)))
-    return _clamp(X + learning_rate * grad / norms, bounds)
+    return clamp_to_bounds(X + learning_rate * grad / norms, bounds)
 
 
 def _check_image(X: Tensor, name: str = "X") -> None:
@@ -244,7 +239,7 @@ def make_unrecognizable_image(target_y, model: nn.Module, confidence: float = 0.
         return target_log_probs(scores).detach().exp() < confidence
 
     X, scores, reached = _ascend_until(
-        _clamp(X_init.detach().clone(), lims), model,
+        clamp_to_bounds(X_init.detach().clone(), lims), model,
         objective=lambda s: (target_log_probs(s) * below(s)).sum(), reached=lambda s: not bool(below(s).any()),
         learning_rate=learning_rate, max_steps=max_steps, bounds=lims)
     if reached:
@@ -290,23 +285,19 @@ def _fooling_grad(X, target_y, model, objective):
     return g
 
 
-def _clamped(X, bounds):
-    return X if bounds is None else torch.maximum(torch.minimum(X, bounds[1]), bounds[0])
-
-
 def fooling_step_softmax_probability(X, target_y, model, learning_rate=1.0, bounds=None):
     """Ascent on the softmax probability of the target instead of its raw score."""
     g = _fooling_grad(X, target_y, model, lambda s, t: s.softmax(dim=1).gather(1, t.view(-1, 1)).sum())
-    return _clamped(X.detach() + learning_rate * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1), bounds)
+    return clamp_to_bounds(X.detach() + learning_rate * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1), bounds)
 
 
 def fooling_step_unnormalized(X, target_y, model, learning_rate=1.0, bounds=None):
     """``X + learning_rate * g``: the step not divided by the gradient's L2 norm."""
     g = _fooling_grad(X, target_y, model, lambda s, t: s.gather(1, t.view(-1, 1)).sum())
-    return _clamped(X.detach() + learning_rate * g, bounds)
+    return clamp_to_bounds(X.detach() + learning_rate * g, bounds)
 
 
 def fooling_step_one_norm_for_the_batch(X, target_y, model, learning_rate=1.0, bounds=None):
     """One L2 norm for the whole batch instead of one per image."""
     g = _fooling_grad(X, target_y, model, lambda s, t: s.gather(1, t.view(-1, 1)).sum())
-    return _clamped(X.detach() + learning_rate * g / g.norm(), bounds)
+    return clamp_to_bounds(X.detach() + learning_rate * g / g.norm(), bounds)
