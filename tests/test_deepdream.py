@@ -13,7 +13,8 @@ from torch import nn
 from autograder.core import casefile, registry
 from utils.image import valid_range
 from utils.reference import deepdream_octaves, deepdream_step, guided_gradient
-from utils.reference.deepdream import GRAD_EPS, deepdream, jittered, layer_features, octave_sizes, resize
+from utils.models import layer_output
+from utils.reference.deepdream import GRAD_EPS, deepdream, jittered, octave_sizes, resize
 
 ROOT = Path(__file__).resolve().parent.parent
 ASSIGNMENT_ID = "03_deepdream"
@@ -291,10 +292,10 @@ def test_deepdream_step_closed_form_on_a_linear_layer():
 def test_deepdream_step_strengthens_the_layer(shapes_model, shapes_image):
     layer = shapes_model.feature_layers[2]
     img = shapes_image.clone().requires_grad_(True)
-    before = layer_features(shapes_image, shapes_model, layer).pow(2).sum().item()
+    before = layer_output(shapes_image, shapes_model, layer).pow(2).sum().item()
     for _ in range(3):
         deepdream_step(img, shapes_model, layer, learning_rate=0.01)
-    assert layer_features(img.detach(), shapes_model, layer).pow(2).sum().item() > before
+    assert layer_output(img.detach(), shapes_model, layer).pow(2).sum().item() > before
 
 
 def test_deepdream_octaves_keep_the_size_and_the_valid_range(shapes_model, shapes_image):

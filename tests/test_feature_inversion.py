@@ -7,7 +7,8 @@ import torch
 from utils.image import valid_range
 from autograder.core.tiny_models import build_tiny
 from utils.reference import alpha_norm, feature_reconstruction_loss, tv_norm
-from utils.reference.feature_inversion import TV_EPS, invert_features, layer_features
+from utils.models import layer_output
+from utils.reference.feature_inversion import TV_EPS, invert_features
 
 
 def test_feature_reconstruction_loss_closed_form():
@@ -106,7 +107,7 @@ def test_tv_norm_gradient_is_finite_where_neighbours_are_equal(beta):
 
 def test_inverting_an_early_layer_reproduces_its_features(shapes_model, shapes_image):
     layer = shapes_model.feature_layers[0]
-    target = layer_features(shapes_image, shapes_model, layer)
+    target = layer_output(shapes_image, shapes_model, layer)
     kept = target.clone()
     low, high = valid_range()
     rec = invert_features(target, shapes_model, layer, tuple(shapes_image.shape[-2:]), (low, high), num_iterations=200,
@@ -115,8 +116,8 @@ def test_inverting_an_early_layer_reproduces_its_features(shapes_model, shapes_i
     assert rec.shape == shapes_image.shape and not rec.requires_grad
     assert bool(((rec >= low - 1e-6) & (rec <= high + 1e-6)).all())
     noise = 0.1 * torch.randn(shapes_image.shape, generator=torch.Generator().manual_seed(0))
-    start = feature_reconstruction_loss(layer_features(noise, shapes_model, layer), target).item()
-    end = feature_reconstruction_loss(layer_features(rec, shapes_model, layer), target).item()
+    start = feature_reconstruction_loss(layer_output(noise, shapes_model, layer), target).item()
+    end = feature_reconstruction_loss(layer_output(rec, shapes_model, layer), target).item()
     assert end < 0.1 < start
 
 
@@ -126,7 +127,7 @@ def test_inversion_of_a_batch_is_the_inversions_of_its_images():
     tiny = build_tiny("tiny_cnn", seed=0)
     g = torch.Generator().manual_seed(5)
     x0 = torch.randn(2, 3, 12, 12, generator=g) * torch.tensor([0.3, 3.0]).view(2, 1, 1, 1)   # very unequal codes
-    target = layer_features(x0, tiny, 4)
+    target = layer_output(x0, tiny, 4)
     kw = dict(num_iterations=30, learning_rate=0.05, alpha_weight=1e-3, tv_weight=1e-2, beta=1.5, init_std=0.0)
     both = invert_features(target, tiny, 4, (12, 12), **kw)
     alone = torch.cat([invert_features(target[i:i + 1], tiny, 4, (12, 12), **kw) for i in range(2)])
@@ -139,7 +140,7 @@ def test_inversion_stays_finite_when_clamping_makes_neighbours_equal(monkeypatch
 
     tiny = build_tiny("tiny_cnn", seed=1)
     x0 = torch.rand(1, 3, 12, 12, generator=torch.Generator().manual_seed(6))
-    target = layer_features(x0, tiny, 2)
+    target = layer_output(x0, tiny, 2)
     bounds = (torch.full((1, 3, 1, 1), -0.5), torch.full((1, 3, 1, 1), 0.5))
 
     def run():

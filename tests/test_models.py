@@ -16,7 +16,9 @@ from utils.models import (
     ModelUnavailableError,
     ShapesNet,
     WeightsChecksumError,
+    extract_features,
     imagenet_weights_path,
+    layer_output,
     load_model,
     model_card,
 )
@@ -70,6 +72,41 @@ def test_shapesnet_layout():
     net.eval()
     for size in (32, 48, 64, 80):
         assert net(torch.randn(2, 3, size, size)).shape == (2, 10)
+
+
+def _run_layers(x, layers, count):
+    """Independent formulation: apply the first ``count`` layers one after the other."""
+    for layer in list(layers)[:count]:
+        x = layer(x)
+    return x
+
+
+def test_layer_output_is_the_output_of_that_layer(shapes_model):
+    x = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    n = len(shapes_model.features)
+    for k in (0, 1, 5, n - 1):
+        a = layer_output(x, shapes_model, k)
+        assert torch.equal(a, _run_layers(x, shapes_model.features, k + 1))
+        assert torch.equal(a, extract_features(x, shapes_model)[k])
+    assert layer_output(x, shapes_model, 3).shape == (2, 16, 16, 16)   # stage 1 after its max-pool
+    assert layer_output(x, shapes_model, 4).shape == (2, 32, 16, 16)   # stage 2's conv: 32 channels
+
+
+def test_layer_output_counts_negative_indices_from_the_end():
+    model = nn.Module()
+    model.features = nn.Sequential(nn.Conv2d(3, 4, 1), nn.ReLU(), nn.Conv2d(4, 2, 3), nn.Tanh())
+    x = torch.randn(1, 3, 6, 6, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(layer_output(x, model, -1), _run_layers(x, model.features, 4))   # the whole block
+    assert torch.equal(layer_output(x, model, -2), _run_layers(x, model.features, 3))
+    assert torch.equal(layer_output(x, model, -4), _run_layers(x, model.features, 1))
+    x.requires_grad_(True)
+    layer_output(x, model, 2).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_layer_output_needs_a_features_sequence():
+    with pytest.raises(TypeError, match="layer_output needs a model with a `features` nn.Sequential"):
+        layer_output(torch.zeros(1, 3), nn.Linear(3, 3), 0)
 
 
 def test_load_shapes(shapes_model):

@@ -17,6 +17,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from .image import center_crop_resize
+
 __all__ = [
     "SHAPE_CLASSES",
     "make_shapes",
@@ -311,15 +313,10 @@ def _read_photo(name: str) -> np.ndarray:
 
 
 def _center_crop_resize(img: np.ndarray, size: int) -> np.ndarray:
-    """Center-crop an (H, W, 3) uint8 image to a square, then resize it (anti-aliased) to (size, size, 3) uint8."""
-    h, w = img.shape[:2]
-    side = min(h, w)
-    top, left = (h - side) // 2, (w - side) // 2
-    img = img[top:top + side, left:left + side]
-    if side == size:
-        return np.array(img)
-    t = torch.from_numpy(np.array(img, dtype=np.float32)).permute(2, 0, 1)[None]
-    t = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=side > size)
+    """Center-crop an (H, W, 3) uint8 image to a square, then resize it (anti-aliased) to (size, size, 3) uint8:
+    :func:`utils.image.center_crop_resize` on the pixel values, rounded back to uint8."""
+    t = torch.from_numpy(np.array(img, dtype=np.float32)).permute(2, 0, 1)[None]     # (1, 3, H, W), 0..255
+    t = center_crop_resize(t, size)
     return t[0].permute(1, 2, 0).round().clamp(0, 255).to(torch.uint8).numpy()
 
 

@@ -31,6 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .image import normalize  # (N, 3, H, W) pixels in [0, 1] -> the model's input; re-exported for the notebooks
+
 __all__ = ["FourierImage", "random_transform", "normalize", "COLOR_CORRELATION_SQRT"]
 
 #: Square root of the colour covariance of ImageNet images (the value Lucid publishes), columns = decorrelated
@@ -70,13 +72,6 @@ class FourierImage(nn.Module):
         decorrelated = torch.fft.irfft2(spec, s=(self.size, self.size), norm="ortho") / 4.0
         rgb = torch.einsum("ij,njhw->nihw", self.color, decorrelated)
         return torch.sigmoid(rgb)
-
-
-def normalize(pixels: torch.Tensor, card) -> torch.Tensor:
-    """``(N, 3, H, W)`` pixels in [0, 1] -> the model's normalized input (the card's mean and std)."""
-    mean = torch.tensor(card.mean, device=pixels.device, dtype=pixels.dtype).view(1, 3, 1, 1)
-    std = torch.tensor(card.std, device=pixels.device, dtype=pixels.dtype).view(1, 3, 1, 1)
-    return (pixels - mean) / std
 
 
 def random_transform(x: torch.Tensor, pad: int = 12, jitter: int = 8, scales=(0.95, 0.975, 1.0, 1.025, 1.05),

@@ -13,8 +13,9 @@ import torch.nn.functional as F
 
 from .models import ModelCard, model_card
 
-__all__ = ["preprocess", "deprocess", "jitter", "unjitter", "blur", "gaussian_kernel1d", "valid_range",
-           "clamp_to_valid"]
+__all__ = ["preprocess", "uint8_to_float", "normalize", "center_crop_resize", "deprocess", "jitter", "unjitter",
+           "random_shift", "blur", "gaussian_kernel1d", "valid_range", "clamp_to_valid",
+           "clamp_to_bounds"]
 
 
 def _card(card: ModelCard | None) -> ModelCard:
@@ -22,6 +23,7 @@ def _card(card: ModelCard | None) -> ModelCard:
 
 
 def _stats(card: ModelCard, device, dtype=torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """The card's mean and std as ``(1, 3, 1, 1)`` tensors of ``dtype`` on ``device``."""
     mean = torch.tensor(card.mean, dtype=dtype, device=device).view(1, 3, 1, 1)
     std = torch.tensor(card.std, dtype=dtype, device=device).view(1, 3, 1, 1)
     return mean, std
@@ -33,34 +35,39 @@ def _describe(a) -> str:
     return type(a).__name__
 
 
-def _as_uint8_batch(images) -> list[torch.Tensor]:
-    """Validate the input of :func:`preprocess`; return a list of uint8 ``(3, H, W)`` tensors or one ``(N, 3, H, W)``."""
+def _as_uint8_batch(images, caller: str = "preprocess") -> list[torch.Tensor]:
+    """Validate the input of :func:`preprocess` (or ``caller``); return uint8 ``(1, 3, H, W)`` tensors, one per
+    image, or one ``(N, 3, H, W)`` (a channels-first view of a batch)."""
     expected = "a uint8 image (H, W, 3), a uint8 batch (N, H, W, 3) or a list of uint8 (H, W, 3) images"
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
-            raise ValueError(f"preprocess expected {expected}; received an empty {type(images).__name__}")
+            raise ValueError(f"{caller} expected {expected}; received an empty {type(images).__name__}")
         out = []
         for i, im in enumerate(images):
             if not isinstance(im, (np.ndarray, torch.Tensor)) or im.ndim != 3:
-                raise ValueError(f"preprocess expected {expected}; item {i} of the list is {_describe(im)}")
-            out.extend(_as_uint8_batch(im))
+                raise ValueError(f"{caller} expected {expected}; item {i} of the list is {_describe(im)}")
+            out.extend(_as_uint8_batch(im, caller))
         return out
     if not isinstance(images, (np.ndarray, torch.Tensor)):
-        raise TypeError(f"preprocess expected {expected}; received {_describe(images)}")
+        raise TypeError(f"{caller} expected {expected}; received {_describe(images)}")
     if images.dtype not in (np.uint8, torch.uint8):
         raise TypeError(
-            f"preprocess expected {expected}; received {_describe(images)}. Convert [0, 1] floats with "
+            f"{caller} expected {expected}; received {_describe(images)}. Convert [0, 1] floats with "
             f"(x * 255).round().astype(np.uint8) first, or pass an already-normalized tensor to the model directly."
         )
     if images.ndim not in (3, 4) or images.shape[-1] != 3:
-        raise ValueError(f"preprocess expected {expected} (channels last, RGB); received {_describe(images)}")
+        raise ValueError(f"{caller} expected {expected} (channels last, RGB); received {_describe(images)}")
     t = torch.from_numpy(np.ascontiguousarray(images)) if isinstance(images, np.ndarray) else images
     t = t.permute(2, 0, 1)[None] if t.ndim == 3 else t.permute(0, 3, 1, 2)
     return [t]
 
 
-def _resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
-    """Center-crop float ``(N, 3, H, W)`` to a square and resize it (bilinear, anti-aliased) to ``size``."""
+def center_crop_resize(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Center-crop float images ``(N, C, H, W)`` to a square and resize them to ``(N, C, size, size)``.
+
+    The square is the largest centered one (``min(H, W)`` on a side, the odd pixel cut at the end); the resize is
+    bilinear (``align_corners=False``), anti-aliased when shrinking, and skipped when the side is already ``size``.
+    Any value scale: :func:`preprocess` uses it on [0, 1], :func:`utils.data.load_photo` on 0..255."""
     h, w = x.shape[-2:]
     if h != w:
         side = min(h, w)
@@ -70,6 +77,43 @@ def _resize_square(x: torch.Tensor, size: int) -> torch.Tensor:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False,
                           antialias=x.shape[-1] > size)
     return x
+
+
+def _to_float(t: torch.Tensor, device: torch.device | str | None) -> torch.Tensor:
+    """uint8 ``(N, 3, H, W)`` -> float32 ``(N, 3, H, W)``, ``pixel / 255``, on ``device`` (default: where it is).
+
+    The one place pixels become floats. The memory layout of ``t`` is kept (a channels-last view stays one)."""
+    if device is not None:
+        t = t.to(device)
+    return t.to(torch.float32) / 255.0
+
+
+def uint8_to_float(images, device: torch.device | str | None = None) -> torch.Tensor:
+    """uint8 RGB images -> float32 ``(N, 3, H, W)`` in [0, 1] (``pixel / 255``), neither resized nor normalized.
+
+    Args:
+        images: one uint8 ``(H, W, 3)`` array, a uint8 batch ``(N, H, W, 3)`` or a list of uint8 ``(H, W, 3)``
+            arrays of one size (NumPy or torch, as :func:`preprocess` takes them).
+        device: where the result goes (default: where the input is; NumPy input lives on the CPU).
+
+    Returns:
+        float32 ``(N, 3, H, W)``. A batch array comes back as a channels-first *view* of its channels-last memory
+        (not copied into contiguous memory), so reductions over it run in the same order as over the array.
+    """
+    parts = [_to_float(t, device) for t in _as_uint8_batch(images, "uint8_to_float")]
+    return torch.cat(parts, dim=0) if len(parts) > 1 else parts[0]
+
+
+def normalize(pixels: torch.Tensor, card: ModelCard | None = None) -> torch.Tensor:
+    """Pixels in [0, 1] ``(N, 3, H, W)`` -> the model's normalized input ``(pixels - mean) / std`` per channel.
+
+    ``card`` is the model's :class:`ModelCard` (default: the bundled model's); anything with ``mean`` and ``std``
+    sequences of three floats will do. The result has the dtype and device of ``pixels`` (float32 for integer
+    input) and is differentiable with respect to it. :func:`preprocess` is ``uint8 -> [0, 1] -> resize ->
+    normalize``; this is its last step, for images that are already floats (e.g. a parameterized image)."""
+    dtype = pixels.dtype if pixels.is_floating_point() else torch.float32
+    mean, std = _stats(_card(card), pixels.device, dtype)
+    return (pixels - mean) / std
 
 
 def preprocess(images, card: ModelCard | None = None, device: torch.device | str | None = None,
@@ -84,23 +128,18 @@ def preprocess(images, card: ModelCard | None = None, device: torch.device | str
         size: the side of the result (default ``card.input_size``).
 
     Non-square images are center-cropped to a square; images not of ``size`` are resized (bilinear,
-    anti-aliased when shrinking). Pixels are scaled to [0, 1] and normalized: ``(p / 255 - mean) / std``.
+    anti-aliased when shrinking). Pixels are scaled to [0, 1] and normalized: ``(p / 255 - mean) / std``
+    (:func:`uint8_to_float`, then :func:`normalize`, with the resize between).
 
     Returns:
-        float32 tensor ``(N, 3, S, S)`` with ``S = size``.
+        float32 tensor ``(N, 3, S, S)`` with ``S = size``, contiguous.
     """
     parts = _as_uint8_batch(images)
     card = _card(card)
     size = int(size or card.input_size)
-    out = []
-    for t in parts:
-        if device is not None:
-            t = t.to(device)
-        x = t.to(torch.float32) / 255.0
-        out.append(_resize_square(x, size))
+    out = [center_crop_resize(_to_float(t, device), size) for t in parts]
     x = torch.cat(out, dim=0) if len(out) > 1 else out[0]
-    mean, std = _stats(card, x.device)
-    return ((x - mean) / std).contiguous()
+    return normalize(x, card).contiguous()
 
 
 def deprocess(x: torch.Tensor, card: ModelCard | None = None) -> np.ndarray:
@@ -134,6 +173,16 @@ def jitter(x: torch.Tensor, ox: int, oy: int) -> torch.Tensor:
 def unjitter(x: torch.Tensor, ox: int, oy: int) -> torch.Tensor:
     """Inverse of :func:`jitter` with the same ``ox, oy``."""
     return torch.roll(x, shifts=(-int(oy), -int(ox)), dims=(-2, -1))
+
+
+def random_shift(max_jitter: int, generator: torch.Generator | None = None) -> tuple[int, int]:
+    """Two offsets drawn uniformly from ``[-max_jitter, max_jitter]`` (one ``torch.randint`` call of size 2, from
+    ``generator``, default torch's global one): ``ox, oy = random_shift(4, g)``, then ``jitter(x, ox, oy)``.
+
+    Draws even for ``max_jitter == 0`` (both offsets are then 0); callers that skip the jitter entirely skip the
+    call (``random_shift(m, g) if m > 0 else (0, 0)``), and so leave the generator as it was."""
+    ox, oy = torch.randint(-int(max_jitter), int(max_jitter) + 1, (2,), generator=generator).tolist()
+    return int(ox), int(oy)
 
 
 def gaussian_kernel1d(sigma: float, truncate: float = 4.0, dtype=torch.float64, device=None) -> torch.Tensor:
@@ -199,5 +248,16 @@ def clamp_to_valid(x: torch.Tensor, card: ModelCard | None = None) -> torch.Tens
     """Clamp each channel of normalized images ``(N, 3, H, W)`` to the values real pixels can take (out-of-place).
 
     Use ``x.data.copy_(clamp_to_valid(x.data))`` to clamp a tensor that is being optimized in place."""
-    low, high = valid_range(card, device=x.device, dtype=x.dtype if x.is_floating_point() else torch.float32)
-    return torch.maximum(torch.minimum(x, high), low)
+    return clamp_to_bounds(x, valid_range(card, device=x.device,
+                                          dtype=x.dtype if x.is_floating_point() else torch.float32))
+
+
+def clamp_to_bounds(x: torch.Tensor, bounds: tuple[torch.Tensor, torch.Tensor] | None) -> torch.Tensor:
+    """``x`` (e.g. images ``(N, 3, H, W)``) clamped elementwise into ``bounds = (lo, hi)``, out of place.
+
+    ``lo`` and ``hi`` are tensors broadcastable to ``x`` with ``lo <= hi`` (e.g. :func:`valid_range`'s two
+    ``(1, 3, 1, 1)``); ``None`` returns ``x`` itself. Differentiable (the gradient passes where ``x`` is inside)."""
+    if bounds is None:
+        return x
+    lo, hi = bounds
+    return torch.maximum(torch.minimum(x, hi), lo)

@@ -38,6 +38,7 @@ __all__ = [
     "model_card",
     "load_model",
     "extract_features",
+    "layer_output",
     "ShapesNet",
     "ModelUnavailableError",
     "WeightsChecksumError",
@@ -404,24 +405,50 @@ def load_model(name: str = "shapes", device: torch.device | str | None = None) -
     return model.to(torch.device(device) if device is not None else get_device())
 
 
+def _features(model: nn.Module, caller: str) -> nn.Sequential:
+    """``model.features``, or a TypeError naming ``caller`` when the model has no ``features`` ``nn.Sequential``."""
+    features = getattr(model, "features", None)
+    if not isinstance(features, nn.Sequential):
+        raise TypeError(f"{caller} needs a model with a `features` nn.Sequential; {type(model).__name__} has none")
+    return features
+
+
+def layer_output(x: torch.Tensor, model: nn.Module, layer_index: int) -> torch.Tensor:
+    """The output of layer ``layer_index`` of ``model.features``: ``model.features[:layer_index + 1](x)``.
+
+    Args:
+        x: ``(N, 3, H, W)`` normalized images (any input ``model.features`` takes).
+        model: any model with a ``features`` ``nn.Sequential`` (the bundled model, VGG, SqueezeNet, ...).
+        layer_index: index into ``model.features``, counting from 0, the layer itself included; negative indices
+            count from the end as in Python (``-1`` is the output of the whole ``features`` block, not an empty
+            slice).
+    Returns:
+        ``(N, C, H', W')``, the activations of that layer, in the graph of ``x`` (differentiable). The same tensor
+        as ``extract_features(x, model)[layer_index]``, computed without running the layers after it.
+
+    The one place the course takes "the activations of a layer" (DeepDream, feature inversion, neuron
+    visualization). See :func:`extract_features` about torchvision's in-place ReLUs.
+    """
+    features = _features(model, "layer_output")
+    stop = layer_index % len(features) + 1
+    return features[:stop](x)
+
+
 def extract_features(x: torch.Tensor, model: nn.Module) -> list[torch.Tensor]:
-    """The output of every layer of ``model.features``, in order: ``feats[i] = model.features[:i + 1](x)``.
+    """The output of every layer of ``model.features``, in order: ``feats[i] = layer_output(x, model, i)``.
 
     Args:
         x: ``(N, 3, H, W)`` normalized images.
         model: any model with a ``features`` ``nn.Sequential`` (the bundled model, VGG, SqueezeNet, ...).
     Returns:
         A list with one ``(N, C_i, H_i, W_i)`` tensor per layer of ``model.features``, in the graph of ``x``
-        (differentiable).
+        (differentiable). One pass: each layer runs once, on the previous one's output.
 
     Note: torchvision's ImageNet models use in-place ReLUs, which overwrite the output of the convolution before
     them; take those models' features at the ReLU indices. The bundled model's ReLUs are out-of-place.
     """
-    if not isinstance(getattr(model, "features", None), nn.Sequential):
-        raise TypeError(f"extract_features needs a model with a `features` nn.Sequential; "
-                        f"{type(model).__name__} has none")
     feats = []
-    for layer in model.features:
+    for layer in _features(model, "extract_features"):
         x = layer(x)
         feats.append(x)
     return feats

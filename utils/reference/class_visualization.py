@@ -22,6 +22,9 @@ from typing import Callable
 import torch
 from torch import nn
 
+from utils.image import blur, clamp_to_valid, jitter, random_shift, unjitter
+from utils.models import layer_output
+
 __all__ = ["class_visualization_update_step", "neuron_visualization_update_step"]
 
 #: Guard added to the gradient norm before dividing (only matters if the gradient is exactly zero).
@@ -63,10 +66,10 @@ def neuron_visualization_update_step(img: torch.Tensor, model: nn.Module, layer_
                                      l2_reg: float, learning_rate: float) -> None:
     """One normalized ascent step on ``mean_{h,w} A[0, channel, h, w] - l2_reg * ||img||_2^2``, in place.
 
-    ``A = model.features[:layer_index + 1](img)`` is the output of layer ``layer_index`` of ``model.features``
-    (counting from 0, the layer itself included). Averaging over positions visualizes the channel: the same
-    feature detector applied everywhere (the lecture's "1.0 for the neuron of interest", spread evenly over all
-    positions of that channel).
+    ``A = layer_output(img, model, layer_index)``, i.e. ``model.features[:layer_index + 1](img)``, is the output of
+    layer ``layer_index`` of ``model.features`` (counting from 0, the layer itself included). Averaging over
+    positions visualizes the channel: the same feature detector applied everywhere (the lecture's "1.0 for the
+    neuron of interest", spread evenly over all positions of that channel).
 
     Args:
         img: ``(1, C, H, W)`` leaf tensor with ``requires_grad=True``; updated in place (``img.grad`` untouched).
@@ -75,9 +78,7 @@ def neuron_visualization_update_step(img: torch.Tensor, model: nn.Module, layer_
         channel: channel of that layer's output.
         l2_reg, learning_rate: as in :func:`class_visualization_update_step`.
     """
-    n_layers = len(model.features)
-    stop = layer_index % n_layers + 1            # -1 -> the whole features block
-    activation = model.features[:stop](img)[0, channel].mean()
+    activation = layer_output(img, model, layer_index)[0, channel].mean()
     objective = activation - l2_reg * img.pow(2).sum()
     _normalized_ascent_(img, objective, learning_rate)
 
@@ -85,13 +86,6 @@ def neuron_visualization_update_step(img: torch.Tensor, model: nn.Module, layer_
 # --------------------------------------------------------------------------------------------------------------
 # Drivers (provided in the notebook, not graded)
 # --------------------------------------------------------------------------------------------------------------
-
-def _random_shift(max_jitter: int, generator: torch.Generator | None) -> tuple[int, int]:
-    if max_jitter <= 0:
-        return 0, 0
-    ox, oy = torch.randint(-max_jitter, max_jitter + 1, (2,), generator=generator).tolist()
-    return int(ox), int(oy)
-
 
 def optimize_image(step: Callable[[torch.Tensor], None], card, *, init: torch.Tensor, num_iterations: int,
                    max_jitter: int = 4, blur_every: int = 10, blur_sigma: float = 0.5,
@@ -101,11 +95,9 @@ def optimize_image(step: Callable[[torch.Tensor], None], card, *, init: torch.Te
     blur every ``blur_every`` iterations. Returns the final ``(1, C, H, W)`` image (detached)."""
     from tqdm.auto import tqdm
 
-    from utils.image import blur, clamp_to_valid, jitter, unjitter
-
     img = init.detach().clone().requires_grad_(True)
     for t in tqdm(range(num_iterations), desc=desc, disable=not progress, leave=False):
-        ox, oy = _random_shift(max_jitter, generator)
+        ox, oy = random_shift(max_jitter, generator) if max_jitter > 0 else (0, 0)
         with torch.no_grad():
             img.copy_(jitter(img, ox, oy))
         step(img)
@@ -182,8 +174,6 @@ def create_yosinski_visualization(target_y: int, model: nn.Module, card, *, num_
     the notebook passes the student's."""
     from tqdm.auto import tqdm
 
-    from utils.image import clamp_to_valid, jitter, unjitter
-
     from .regularizers import blur_image, zero_small_contribution_pixels, zero_small_norm_pixels
 
     fns = {"blur_image": blur_image, "zero_small_norm_pixels": zero_small_norm_pixels,
@@ -191,7 +181,7 @@ def create_yosinski_visualization(target_y: int, model: nn.Module, card, *, num_
     init = _init_image(card, generator, next(model.parameters()).device, init)
     img = init.detach().clone().requires_grad_(True)
     for t in tqdm(range(num_iterations), desc=f"class {target_y} (Yosinski)", disable=not progress, leave=False):
-        ox, oy = _random_shift(max_jitter, generator)
+        ox, oy = random_shift(max_jitter, generator) if max_jitter > 0 else (0, 0)
         with torch.no_grad():
             img.copy_(jitter(img, ox, oy))
         g = _normalized_ascent_(img, model(img)[0, target_y], learning_rate)

@@ -18,11 +18,15 @@ clamping, octaves, progress bar).
 """
 from __future__ import annotations
 
+import functools
 from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from utils.image import clamp_to_bounds, clamp_to_valid, jitter, random_shift, unjitter
+from utils.models import layer_output
 
 __all__ = ["deepdream_step", "deepdream_octaves", "guided_gradient"]
 
@@ -30,17 +34,10 @@ __all__ = ["deepdream_step", "deepdream_octaves", "guided_gradient"]
 GRAD_EPS = 1e-8
 
 
-def layer_features(x: torch.Tensor, model: nn.Module, layer_index: int) -> torch.Tensor:
-    """``model.features[:layer_index + 1](x)``: the output of layer ``layer_index`` (negative counts from the end).
-
-    (The same one-liner as :func:`utils.reference.feature_inversion.layer_features`, kept here so this module stands
-    on its own.)"""
-    stop = layer_index % len(model.features) + 1
-    return model.features[:stop](x)
-
-
 def deepdream_step(img: torch.Tensor, model: nn.Module, layer_index: int, learning_rate: float) -> None:
-    """One normalized ascent step on ``1/2 * sum(A^2)``, ``A = model.features[:layer_index + 1](img)``, in place.
+    """One normalized ascent step on ``1/2 * sum(A^2)``, ``A = layer_output(img, model, layer_index)``, in place.
+
+    (:func:`utils.models.layer_output` is ``model.features[:layer_index + 1](img)``, negative indices from the end.)
 
     Args:
         img: ``(N, C, H, W)`` leaf tensor with ``requires_grad=True``, in the model's input space. Updated in
@@ -50,7 +47,7 @@ def deepdream_step(img: torch.Tensor, model: nn.Module, layer_index: int, learni
         layer_index: index into ``model.features`` (negative counts from the end).
         learning_rate: mean absolute change of a pixel value per step.
     """
-    activations = layer_features(img, model, layer_index)
+    activations = layer_output(img, model, layer_index)
     (g,) = torch.autograd.grad(0.5 * activations.pow(2).sum(), img)
     with torch.no_grad():
         img.add_(g, alpha=learning_rate / (g.abs().mean().item() + GRAD_EPS))
@@ -79,8 +76,8 @@ class _RandomShift(nn.Module):
         self.generator, self.max_jitter = generator, int(max_jitter)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        offsets = torch.randint(-self.max_jitter, self.max_jitter + 1, (2,), generator=self.generator).tolist()
-        return torch.roll(x, shifts=(offsets[1], offsets[0]), dims=(-2, -1))
+        """``(N, C, H, W)`` -> the same, shifted by a fresh :func:`utils.image.random_shift` (drawn also for 0)."""
+        return jitter(x, *random_shift(self.max_jitter, self.generator))
 
 
 def jittered(model: nn.Module, max_jitter: int, generator: torch.Generator | None = None) -> nn.Module:
@@ -130,13 +127,13 @@ def deepdream_octaves(img: torch.Tensor, model: nn.Module, layer_index: int, num
         base = resize(base_img, size)
         x = (base + resize(detail, size)).requires_grad_(True)
         for _ in range(num_steps):
-            activations = layer_features(x, model, layer_index)
+            activations = layer_output(x, model, layer_index)
             target = activations.detach() if objective is None else objective(activations.detach())
             (g,) = torch.autograd.grad(activations, x, grad_outputs=target)
             with torch.no_grad():
                 x.add_(g, alpha=learning_rate / (g.abs().mean().item() + GRAD_EPS))
                 if bounds is not None:
-                    x.copy_(torch.maximum(torch.minimum(x, bounds[1]), bounds[0]))
+                    x.copy_(clamp_to_bounds(x, bounds))
         detail = x.detach() - base
     return x.detach()
 
@@ -176,8 +173,6 @@ def deepdream(img: torch.Tensor, model: nn.Module, layer_index: int, card=None, 
     """
     from tqdm.auto import tqdm
 
-    from utils.image import clamp_to_valid, jitter, unjitter
-
     sizes = octave_sizes(img.shape[-2], img.shape[-1], octaves, octave_scale)
     base = img.detach()
     detail = torch.zeros_like(resize(base, sizes[-1]))
@@ -186,10 +181,7 @@ def deepdream(img: torch.Tensor, model: nn.Module, layer_index: int, card=None, 
         octave_base = resize(base, size)
         x = (octave_base + resize(detail, size)).requires_grad_(True)
         for _ in range(iterations):
-            if max_jitter > 0:
-                ox, oy = torch.randint(-max_jitter, max_jitter + 1, (2,), generator=generator).tolist()
-            else:
-                ox = oy = 0
+            ox, oy = random_shift(max_jitter, generator) if max_jitter > 0 else (0, 0)
             with torch.no_grad():
                 x.copy_(jitter(x, ox, oy))
             deepdream_step(x, model, layer_index, learning_rate)
@@ -246,8 +238,11 @@ def mistake_step_grad_accumulates(img, model, layer_index, learning_rate):
         img.add_(learning_rate * img.grad / img.grad.abs().mean())
 
 
-def _mistaken_octaves(img, model, layer_index, num_octaves, octave_scale, num_steps, learning_rate, bounds, *,
-                      order=reversed, carry="detail", bases="direct"):
+def _mistaken_octaves(img, model, layer_index, num_octaves=3, octave_scale=1.4, num_steps=10, learning_rate=0.02,
+                      bounds=None, objective=None, *, order=reversed, carry="detail", bases="direct"):
+    """:func:`deepdream_octaves`' signature, one octave at a time, with one thing done wrong: the octaves visited
+    in ``order`` of the sizes, ``carry`` (``"detail"``, ``"none"``: nothing carried, ``"image"``: the whole image
+    carried) or ``bases`` (``"direct"``: resized from the image, ``"previous"``: from the previous octave's)."""
     base_img = img.detach()
     sizes = octave_sizes(img.shape[-2], img.shape[-1], num_octaves, octave_scale)
     shrunk = [base_img]
@@ -264,10 +259,9 @@ def _mistaken_octaves(img, model, layer_index, num_octaves, octave_scale, num_st
     return x
 
 
-def mistake_octaves_detail_not_carried(img, model, layer_index, num_octaves=3, octave_scale=1.4, num_steps=10,
-                                       learning_rate=0.02, bounds=None, objective=None):
-    return _mistaken_octaves(img, model, layer_index, num_octaves, octave_scale, num_steps, learning_rate, bounds,
-                             carry="none")
+mistake_octaves_detail_not_carried = functools.partial(_mistaken_octaves, carry="none")
+mistake_octaves_image_carried = functools.partial(_mistaken_octaves, carry="image")
+mistake_octaves_shrunk_from_previous = functools.partial(_mistaken_octaves, bases="previous")
 
 
 def mistake_octaves_large_to_small(img, model, layer_index, num_octaves=3, octave_scale=1.4, num_steps=10,
@@ -277,18 +271,6 @@ def mistake_octaves_large_to_small(img, model, layer_index, num_octaves=3, octav
                               order=list)
     base = resize(img.detach(), small.shape[-2:])
     return img.detach() + resize(small - base, img.shape[-2:])
-
-
-def mistake_octaves_image_carried(img, model, layer_index, num_octaves=3, octave_scale=1.4, num_steps=10,
-                                  learning_rate=0.02, bounds=None, objective=None):
-    return _mistaken_octaves(img, model, layer_index, num_octaves, octave_scale, num_steps, learning_rate, bounds,
-                             carry="image")
-
-
-def mistake_octaves_shrunk_from_previous(img, model, layer_index, num_octaves=3, octave_scale=1.4, num_steps=10,
-                                         learning_rate=0.02, bounds=None, objective=None):
-    return _mistaken_octaves(img, model, layer_index, num_octaves, octave_scale, num_steps, learning_rate, bounds,
-                             bases="previous")
 
 
 def _guide_pick(activations, guide_features, best):

@@ -20,13 +20,16 @@ Early layers give back the image almost exactly; deep layers keep what the class
 rough layout) and lose position, colour and fine detail.
 
 Graded: :func:`feature_reconstruction_loss`, :func:`alpha_norm`, :func:`tv_norm`, :func:`invert_features`.
-:func:`layer_features` is a helper (DeepDream uses it too).
+:func:`utils.models.layer_output` gives a layer's features (DeepDream and neuron visualization use it too).
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 from tqdm.auto import tqdm
+
+from utils.image import clamp_to_bounds
+from utils.models import layer_output
 
 __all__ = ["feature_reconstruction_loss", "alpha_norm", "tv_norm", "invert_features"]
 
@@ -85,12 +88,6 @@ def tv_norm(x: torch.Tensor, beta: float) -> torch.Tensor:
     return (right.pow(2) + down.pow(2) + TV_EPS).pow(beta / 2).sum()
 
 
-def layer_features(x: torch.Tensor, model: nn.Module, layer_index: int) -> torch.Tensor:
-    """``model.features[:layer_index + 1](x)``: the output of layer ``layer_index`` (negative counts from the end)."""
-    stop = layer_index % len(model.features) + 1
-    return model.features[:stop](x)
-
-
 def _relative_errors(features: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """``(N,)`` per-image relative squared errors (image ``i``'s own ``||Phi0_i||^2`` in the denominator)."""
     diff = (features - target).flatten(1).pow(2).sum(dim=1)
@@ -110,7 +107,7 @@ def invert_features(target: torch.Tensor, model: nn.Module, layer_index: int, si
     (summed over the N images, which are independent), and clamped into ``bounds`` after every step.
 
     Args:
-        target: ``(N, C, h, w)`` features, e.g. ``layer_features(x0, model, layer_index)``. Not modified.
+        target: ``(N, C, h, w)`` features, e.g. ``layer_output(x0, model, layer_index)``. Not modified.
         model: frozen model with a ``features`` sequence.
         layer_index: index into ``model.features`` (negative counts from the end).
         size: ``(H, W)`` of the images to reconstruct.
@@ -134,15 +131,14 @@ def invert_features(target: torch.Tensor, model: nn.Module, layer_index: int, si
         generator = torch.Generator().manual_seed(torch.initial_seed())
     x = init_std * torch.randn(target.shape[0], 3, H, W, generator=generator, dtype=target.dtype)
     x = x.to(target.device)
-    if lims is not None:
-        x = torch.minimum(torch.maximum(x, lims[0]), lims[1])
+    x = clamp_to_bounds(x, lims)
     x.requires_grad_(True)
     opt = torch.optim.Adam([x], lr=learning_rate)
     with torch.enable_grad():
         for _ in tqdm(range(num_iterations), desc=f"inverting layer {layer_index}", disable=not progress,
                       leave=False):
             opt.zero_grad(set_to_none=True)
-            loss = _relative_errors(layer_features(x, model, layer_index), target).sum()
+            loss = _relative_errors(layer_output(x, model, layer_index), target).sum()
             if alpha_weight:
                 loss = loss + alpha_weight * alpha_norm(x, alpha)
             if tv_weight:
@@ -151,7 +147,7 @@ def invert_features(target: torch.Tensor, model: nn.Module, layer_index: int, si
             opt.step()
             if lims is not None:
                 with torch.no_grad():
-                    x.copy_(torch.minimum(torch.maximum(x, lims[0]), lims[1]))
+                    x.copy_(clamp_to_bounds(x, lims))
     return x.detach()
 
 

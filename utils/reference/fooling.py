@@ -20,10 +20,13 @@ Conventions shared by every function here:
 """
 from __future__ import annotations
 
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from utils.image import clamp_to_bounds
 
 __all__ = [
     "fooling_step",
@@ -44,13 +47,6 @@ def _as_bounds(bounds, like: Tensor) -> tuple[Tensor, Tensor] | None:
     return lo, hi
 
 
-def _clamp(X: Tensor, bounds: tuple[Tensor, Tensor] | None) -> Tensor:
-    if bounds is None:
-        return X
-    lo, hi = bounds
-    return torch.minimum(torch.maximum(X, lo), hi)
-
-
 def _as_targets(target_y, n: int, device) -> Tensor:
     t = torch.as_tensor(target_y, dtype=torch.long, device=device).reshape(-1)
     if t.numel() == 1 and n != 1:
@@ -63,12 +59,39 @@ def _as_targets(target_y, n: int, device) -> Tensor:
 def _normalized_step(X: Tensor, grad: Tensor, learning_rate: float, bounds) -> Tensor:
     """``X + learning_rate * grad / ||grad||_2`` with one norm per image, then clamped."""
     norms = grad.flatten(1).norm(dim=1).clamp_min(_EPS).view(-1, *([1] * (grad.dim() - 1)))
-    return _clamp(X + learning_rate * grad / norms, bounds)
+    return clamp_to_bounds(X + learning_rate * grad / norms, bounds)
 
 
 def _check_image(X: Tensor, name: str = "X") -> None:
     if X.dim() != 4:
         raise ValueError(f"{name} must have shape (N, 3, H, W), got {tuple(X.shape)}")
+
+
+def _check_one_image(X: Tensor, caller: str) -> None:
+    _check_image(X)
+    if X.shape[0] != 1:
+        raise ValueError(f"{caller} works on one image (1, 3, H, W), got {tuple(X.shape)}")
+
+
+def _ascend_until(X: Tensor, model: nn.Module, objective: Callable[[Tensor], Tensor],
+                  reached: Callable[[Tensor], bool], learning_rate: float, max_steps: int,
+                  bounds: tuple[Tensor, Tensor] | None) -> tuple[Tensor, Tensor, bool]:
+    """Normalized ascent (:func:`_normalized_step`) on ``objective(model(X))`` from ``X`` ``(N, 3, H, W)`` until
+    ``reached(model(X))``, checked *before* every step: at most ``max_steps`` steps.
+
+    ``X`` is the start (a tensor of the caller's, not requiring grad); both functions get the raw scores ``(N, C)``
+    in the graph of the image. Returns ``(image, its scores detached, reached)``, the image detached."""
+    with torch.enable_grad():
+        for step in range(max_steps + 1):
+            X_var = X.requires_grad_(True)
+            scores = model(X_var)
+            if reached(scores):
+                return X.detach(), scores.detach(), True
+            if step == max_steps:
+                break
+            (grad,) = torch.autograd.grad(objective(scores), X_var)
+            X = _normalized_step(X.detach(), grad, learning_rate, bounds)
+    return X.detach(), scores.detach(), False
 
 
 def fooling_step(X: Tensor, target_y, model: nn.Module, learning_rate: float = 1.0, bounds=None) -> Tensor:
@@ -125,24 +148,15 @@ def make_fooling_image(X: Tensor, target_y: int, model: nn.Module, *, learning_r
     Raises:
         RuntimeError: the target is still not the top class after ``max_steps`` steps.
     """
-    _check_image(X)
-    if X.shape[0] != 1:
-        raise ValueError(f"make_fooling_image works on one image (1, 3, H, W), got {tuple(X.shape)}")
+    _check_one_image(X, "make_fooling_image")
     target = int(target_y)
-    lims = _as_bounds(bounds, X)
-    X_fool = X.detach().clone()
-    with torch.enable_grad():
-        for step in range(max_steps + 1):
-            X_var = X_fool.requires_grad_(True)
-            scores = model(X_var)
-            if int(scores.argmax(dim=1)) == target:
-                return X_fool.detach()
-            if step == max_steps:
-                break
-            (grad,) = torch.autograd.grad(scores[0, target], X_var)
-            X_fool = _normalized_step(X_fool.detach(), grad, learning_rate, lims)
+    X_fool, scores, reached = _ascend_until(
+        X.detach().clone(), model, objective=lambda s: s[0, target], reached=lambda s: int(s.argmax(dim=1)) == target,
+        learning_rate=learning_rate, max_steps=max_steps, bounds=_as_bounds(bounds, X))
+    if reached:
+        return X_fool
     raise RuntimeError(f"make_fooling_image gave up after {max_steps} steps of length {learning_rate}: "
-                       f"{_describe(scores.detach(), target)}. Try more steps or a larger learning rate.")
+                       f"{_describe(scores, target)}. Try more steps or a larger learning rate.")
 
 
 def make_untargeted_fooling_image(X: Tensor, y: int, model: nn.Module, *, learning_rate: float = 1.0,
@@ -164,27 +178,21 @@ def make_untargeted_fooling_image(X: Tensor, y: int, model: nn.Module, *, learni
     Raises:
         RuntimeError: the top class is still ``y`` after ``max_steps`` steps.
     """
-    _check_image(X)
-    if X.shape[0] != 1:
-        raise ValueError(f"make_untargeted_fooling_image works on one image (1, 3, H, W), got {tuple(X.shape)}")
+    _check_one_image(X, "make_untargeted_fooling_image")
     true = int(y)
-    lims = _as_bounds(bounds, X)
-    X_adv = X.detach().clone()
-    with torch.enable_grad():
-        for step in range(max_steps + 1):
-            X_var = X_adv.requires_grad_(True)
-            scores = model(X_var)
-            if int(scores.argmax(dim=1)) != true:
-                return X_adv.detach()
-            if step == max_steps:
-                break
-            others = scores[0].clone()
-            others[true] = float("-inf")
-            margin = others.max() - scores[0, true]
-            (grad,) = torch.autograd.grad(margin, X_var)
-            X_adv = _normalized_step(X_adv.detach(), grad, learning_rate, lims)
+
+    def margin(scores: Tensor) -> Tensor:   # the runner-up's score minus the true class's
+        others = scores[0].clone()
+        others[true] = float("-inf")
+        return others.max() - scores[0, true]
+
+    X_adv, scores, reached = _ascend_until(
+        X.detach().clone(), model, objective=margin, reached=lambda s: int(s.argmax(dim=1)) != true,
+        learning_rate=learning_rate, max_steps=max_steps, bounds=_as_bounds(bounds, X))
+    if reached:
+        return X_adv
     raise RuntimeError(f"make_untargeted_fooling_image gave up after {max_steps} steps of length "
-                       f"{learning_rate}: {_describe(scores.detach(), true)}.")
+                       f"{learning_rate}: {_describe(scores, true)}.")
 
 
 def make_unrecognizable_image(target_y, model: nn.Module, confidence: float = 0.996, X_init: Tensor | None = None,
@@ -223,20 +231,21 @@ def make_unrecognizable_image(target_y, model: nn.Module, confidence: float = 0.
     target = _as_targets(target_y, X_init.shape[0], X_init.device)
     rows = torch.arange(X_init.shape[0], device=X_init.device)
     lims = _as_bounds(bounds, X_init)
-    X = _clamp(X_init.detach().clone(), lims)
-    with torch.enable_grad():
-        for step in range(max_steps + 1):
-            X_var = X.requires_grad_(True)
-            log_probs = F.log_softmax(model(X_var), dim=1)[rows, target]
-            todo = log_probs.detach().exp() < confidence
-            if not bool(todo.any()):
-                return X.detach()
-            if step == max_steps:
-                break
-            (grad,) = torch.autograd.grad((log_probs * todo).sum(), X_var)
-            X = _normalized_step(X.detach(), grad, learning_rate, lims)
-    reached = log_probs.detach().exp()
-    missing = ", ".join(f"class {int(t)}: p={p:.4f}" for t, p, m in zip(target, reached.tolist(), todo) if m)
+
+    def target_log_probs(scores: Tensor) -> Tensor:   # (N,)
+        return F.log_softmax(scores, dim=1)[rows, target]
+
+    def below(scores: Tensor) -> Tensor:   # (N,) bool: the images still under the confidence
+        return target_log_probs(scores).detach().exp() < confidence
+
+    X, scores, reached = _ascend_until(
+        clamp_to_bounds(X_init.detach().clone(), lims), model,
+        objective=lambda s: (target_log_probs(s) * below(s)).sum(), reached=lambda s: not bool(below(s).any()),
+        learning_rate=learning_rate, max_steps=max_steps, bounds=lims)
+    if reached:
+        return X
+    probs, todo = target_log_probs(scores).exp(), below(scores)
+    missing = ", ".join(f"class {int(t)}: p={p:.4f}" for t, p, m in zip(target, probs.tolist(), todo) if m)
     raise RuntimeError(f"make_unrecognizable_image gave up after {max_steps} steps below confidence "
                        f"{confidence}: {missing}. Try more steps or a larger learning rate.")
 
@@ -276,23 +285,19 @@ def _fooling_grad(X, target_y, model, objective):
     return g
 
 
-def _clamped(X, bounds):
-    return X if bounds is None else torch.maximum(torch.minimum(X, bounds[1]), bounds[0])
-
-
 def fooling_step_softmax_probability(X, target_y, model, learning_rate=1.0, bounds=None):
     """Ascent on the softmax probability of the target instead of its raw score."""
     g = _fooling_grad(X, target_y, model, lambda s, t: s.softmax(dim=1).gather(1, t.view(-1, 1)).sum())
-    return _clamped(X.detach() + learning_rate * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1), bounds)
+    return clamp_to_bounds(X.detach() + learning_rate * g / g.flatten(1).norm(dim=1).view(-1, 1, 1, 1), bounds)
 
 
 def fooling_step_unnormalized(X, target_y, model, learning_rate=1.0, bounds=None):
     """``X + learning_rate * g``: the step not divided by the gradient's L2 norm."""
     g = _fooling_grad(X, target_y, model, lambda s, t: s.gather(1, t.view(-1, 1)).sum())
-    return _clamped(X.detach() + learning_rate * g, bounds)
+    return clamp_to_bounds(X.detach() + learning_rate * g, bounds)
 
 
 def fooling_step_one_norm_for_the_batch(X, target_y, model, learning_rate=1.0, bounds=None):
     """One L2 norm for the whole batch instead of one per image."""
     g = _fooling_grad(X, target_y, model, lambda s, t: s.gather(1, t.view(-1, 1)).sum())
-    return _clamped(X.detach() + learning_rate * g / g.norm(), bounds)
+    return clamp_to_bounds(X.detach() + learning_rate * g / g.norm(), bounds)
