@@ -34,6 +34,8 @@ from typing import Any, Mapping
 
 import torch
 
+from utils.models import layer_output
+
 from autograder.core.spec import Assignment, Case, Mistake, ModelRef, Property, PropertyCheck, Question, TensorMatch
 
 from ._inputs import gen, shapes_bounds, shapes_card, shapes_normalize
@@ -102,7 +104,7 @@ def build_invert(seed: int, n: int, size: list[int], layer_index: int, beta: flo
     model = build_tiny("tiny_cnn", seed=seed)
     x0 = _images(seed, n, tuple(size), photo)
     with torch.no_grad():
-        target = model.features[:layer_index + 1](x0)
+        target = layer_output(x0, model, layer_index)
     return {"target": target.contiguous(),
             "model": ModelRef("tiny_cnn", seed=seed),
             "layer_index": layer_index,
@@ -124,7 +126,7 @@ def _relative_errors(inputs: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor
     model, k = inputs["model"], int(inputs["layer_index"])
     target = inputs["target"].to(torch.float64)
     with torch.no_grad():
-        phi = model.features[:k + 1](x.to(torch.float32)).to(torch.float64)
+        phi = layer_output(x.to(torch.float32), model, k).to(torch.float64)
     return (phi - target).flatten(1).pow(2).sum(1) / target.flatten(1).pow(2).sum(1)
 
 

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import torch
 
+from utils.image import clamp_to_bounds
+
 from autograder.core.spec import Assignment, Case, Mistake, ModelRef, Property, PropertyCheck, Question, TensorMatch
 
 from ._inputs import gen, shapes_bounds, shapes_card, shapes_normalize
@@ -115,7 +117,7 @@ def build_unrecognizable(seed: int, targets: list[int], size: int, start: str, c
     if start == "flat":   # one random flat colour per image
         X_init = lo + (hi - lo) * torch.rand(n, 3, 1, 1, generator=g).expand(n, 3, size, size)
     else:                 # Gaussian noise around mid-grey, clamped into the valid range
-        X_init = torch.maximum(torch.minimum(0.6 * torch.randn(n, 3, size, size, generator=g), hi), lo)
+        X_init = clamp_to_bounds(0.6 * torch.randn(n, 3, size, size, generator=g), (lo, hi))
     return {"target_y": torch.tensor(targets, dtype=torch.long),
             "model": ModelRef("shapes"),
             "confidence": confidence,
