@@ -18,6 +18,8 @@ from autograder.core import registry
 
 #: name -> (help, configure): ``configure(parser)`` adds the arguments and returns ``run(args) -> exit code``.
 COMMANDS: dict[str, tuple[str, Callable]] = {}
+#: Former command names still accepted: old name -> command.
+ALIASES = {"references": "cases"}
 
 
 def command(name: str, help: str):
@@ -60,10 +62,10 @@ def _limits(p: argparse.ArgumentParser) -> None:
                    help="seconds to load a notebook's code (default: max(30, 2 x timeout))")
 
 
-@command("references", "generate reference case files (inputs, tiny-model weights, expected outputs)")
-def _references(p: argparse.ArgumentParser):
+@command("cases", "generate the case files from the reference (inputs, tiny-model weights, expected outputs)")
+def _cases(p: argparse.ArgumentParser):
     p.add_argument("--assignment", action="append", help="assignment id (repeatable; default: all)")
-    p.add_argument("--out", type=Path, help="write under this folder instead of the assignment's references folder")
+    p.add_argument("--out", type=Path, help="write under this folder instead of autograder/cases")
 
     def run(args) -> int:
         from autograder.core import casegen
@@ -236,8 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--questions", action="append", default=[], metavar="FILE",
                         help="an extra question file (defines ASSIGNMENT); repeatable")
     sub = parser.add_subparsers(dest="command", required=True)
+    aliases = {new: [old for old, n in ALIASES.items() if n == new] for new in COMMANDS}
     for name, (help_text, configure) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text)
+        p = sub.add_parser(name, help=help_text, description=help_text, aliases=aliases[name])
         p.set_defaults(run=configure(p))
     return parser
 

@@ -17,7 +17,7 @@ def test_committed_references_regenerate(assignment_id, tmp_path):
     for path in written:
         rel = path.relative_to(tmp_path)
         committed_path = entry.cases_dir / rel
-        assert committed_path.is_file(), f"{rel} is not committed: run python -m autograder references"
+        assert committed_path.is_file(), f"{rel} is not committed: run python -m autograder cases"
         committed, fresh = casefile.read(committed_path), casefile.read(path)
         assert fresh.meta == committed.meta, rel
         assert set(fresh.tensors) == set(committed.tensors), rel

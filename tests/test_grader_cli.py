@@ -79,8 +79,8 @@ def test_isolation_and_list_commands(capsys):
     assert code == 0 and "fixture_assignment (9 points" in out and "saliency_like: 3 points" in out
 
 
-def test_references_command_writes_every_case(tmp_path, capsys):
-    code, _, err = main(capsys, "references", "--assignment", A, "--out", str(tmp_path))
+def test_cases_command_writes_every_case_and_the_old_name_still_works(tmp_path, capsys):
+    code, _, err = main(capsys, "cases", "--assignment", A, "--out", str(tmp_path))
     assert code == 0, err
     assert len(list(tmp_path.rglob("*.safetensors"))) == 11
     assert len(list((tmp_path / "hidden").rglob("*.safetensors"))) == 6

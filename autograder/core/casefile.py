@@ -69,7 +69,7 @@ def from_bytes(data: bytes, what: str = "case file") -> CaseFile:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         found = meta.get("format") if isinstance(meta, dict) else None
         raise CaseFileError(f"{what} has engine format {found!r}, this engine reads {FORMAT}; "
-                            "regenerate with `python -m autograder references`")
+                            "regenerate with `python -m autograder cases`")
     return CaseFile(meta, tensors)
 
 
@@ -158,7 +158,7 @@ def load_model_ref(name: str, seed: int = 0, state: Mapping[str, torch.Tensor] |
         raise CaseFileError(f"unknown model {name!r} in a case file")
     if sha256 is not None and state_sha256(model.state_dict()) != sha256:
         raise CaseFileError(f"model {name!r} does not have the weights the references were made with; "
-                            "regenerate them with `python -m autograder references`")
+                            "regenerate them with `python -m autograder cases`")
     return model
 
 

@@ -1,4 +1,4 @@
-"""Generating reference case files: ``python -m autograder references [--assignment ID]``.
+"""Generating the case files from the reference: ``python -m autograder cases [--assignment ID]``.
 
 For every case: build the inputs with ``question.build(seed=case.seed, **case.params)``, rebuild them from the
 stored tensors (so the reference sees exactly what a student's function will see), call the reference function

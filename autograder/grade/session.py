@@ -261,7 +261,7 @@ class Session:
                     try:
                         raw[(q.id, c.name)] = data = path.read_bytes()
                     except OSError:
-                        raise GraderError(f"reference file missing: {path}; run `python -m autograder references "
+                        raise GraderError(f"reference file missing: {path}; run `python -m autograder cases "
                                           f"--assignment {entry.id}`") from None
                     cf = casefile.from_bytes(data, str(path))
                     case_files[(q.id, c.name)] = cf
