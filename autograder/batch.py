@@ -12,6 +12,7 @@ import fcntl
 import hashlib
 import os
 import sqlite3
+import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -270,16 +271,43 @@ def _grade_locked(submitted: Path, out: Path, subs: list[Submission], warnings: 
         log(f"warning: {w}")
     hide = [*hide, str(submitted.resolve()), str(out.resolve())]
     try:
+        t0 = time.monotonic()
         with Session(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout, hide=hide) as session:
             _grade_all(session, store, subs, summary, out, workers, progress, log)
         rows, case_rows = write_outputs(store, out, keys)
         store.finish_batch()
+        write_stats(out, summary, workers, time.monotonic() - t0, session)
     except (OSError, sqlite3.Error) as exc:
         raise _out_error(out, exc, summary.graded) from None
     finally:
         store.close()
     summary.table = report.summary(rows, case_rows)
     return summary
+
+
+STATS_NAME = "stats.json"
+
+
+def write_stats(out: Path, summary: BatchSummary, workers: int, wall_s: float, session: Session) -> dict:
+    """``OUT/stats.json``: what this run cost, machine-readable (for ``benchmarks/grading_scale.py``).
+
+    ``cpu_s`` is user + system CPU seconds from ``getrusage`` / ``os.wait4``: ``grader`` this process (its whole
+    life so far, every thread), ``fork_server`` the fork servers' own processes, ``workers`` the student worker
+    processes (supervisors, workers and the children they reaped), as the fork servers reaped them.
+    ``cpu_complete`` is False when a fork server died without reporting (its workers are missing)."""
+    import json
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    stats = {"graded": summary.graded, "reused": summary.reused, "failed": len(summary.failed),
+             "workers": workers, "wall_s": round(wall_s, 3),
+             "cpu_s": {"grader": round(own.ru_utime + own.ru_stime, 3),
+                       **{k: round(v, 3) for k, v in session.cpu_s.items()}},
+             "cpu_complete": session.cpu_complete}
+    tmp = out / (STATS_NAME + ".tmp")
+    tmp.write_text(json.dumps(stats, indent=1) + "\n")
+    tmp.replace(out / STATS_NAME)
+    return stats
 
 
 def write_outputs(store: Store, out: Path, keys: set[tuple[str, str]]) -> tuple[list[dict], list[dict]]:

@@ -131,6 +131,10 @@ class ForkServer:
                 pass_fds=[theirs.fileno()], start_new_session=True)
         theirs.close()
         self._ready = False  # checked at the first spawn: the interpreter starts while the grader prepares
+        #: CPU seconds (user + system) set by :meth:`close`: ``{"workers": the supervisors and workers this server
+        #: started, as their reaper (``os.wait4``) saw them, "fork_server": the server's own}``; None if the server
+        #: did not report (it died).
+        self.cpu_s: dict[str, float] | None = None
 
     def _wait_ready(self) -> None:
         self.sock.settimeout(STARTUP_TIMEOUT)
@@ -171,6 +175,18 @@ class ForkServer:
             return int(json.loads(self._line())["pid"])
 
     def close(self) -> None:
+        """End the fork server. Asked first (end of requests), it reaps its last workers and answers with the CPU
+        seconds of every process it reaped and its own (:attr:`cpu_s`); it is killed after at most a few seconds."""
+        try:
+            if not self._ready:  # never asked to start a worker
+                self.cpu_s = {"workers": 0.0, "fork_server": 0.0}
+            else:
+                self.sock.shutdown(socket.SHUT_WR)
+                self.sock.settimeout(5)
+                report = json.loads(self._line())
+                self.cpu_s = {"workers": float(report["workers_cpu_s"]), "fork_server": float(report["cpu_s"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
         try:
             self.sock.close()
         finally:
@@ -297,6 +313,12 @@ class Session:
         self._prepared: dict[str, Prepared] = {}
         self._lock = threading.Lock()
         self.isolation_seen: set[str] = set()
+        #: CPU seconds of the fork servers' own processes and of the student worker processes (supervisors and
+        #: workers with everything they reaped), summed over the fork servers as each reports when it ends (see
+        #: :meth:`ForkServer.close`): complete after :meth:`close`, unless :attr:`cpu_complete` is False (a fork
+        #: server died without reporting).
+        self.cpu_s = {"workers": 0.0, "fork_server": 0.0}
+        self.cpu_complete = True
         (self.base / "logs").mkdir()
         self._server: ForkServer | None = None
         self._server_lock = threading.Lock()
@@ -306,12 +328,21 @@ class Session:
         threading.Thread(target=_import_quietly, args=("nbformat", "matplotlib.figure",
                                                        "matplotlib.backends.backend_agg"), daemon=True).start()
 
+    def _retire(self, server: ForkServer) -> None:
+        """Close ``server`` and add its CPU report to :attr:`cpu_s`."""
+        server.close()
+        if server.cpu_s is None:
+            self.cpu_complete = False
+        else:
+            for k, v in server.cpu_s.items():
+                self.cpu_s[k] += v
+
     def server(self) -> ForkServer:
         """The fork server, (re)started when needed."""
         with self._server_lock:
             if self._server is None or not self._server.alive():
                 if self._server is not None:
-                    self._server.close()
+                    self._retire(self._server)
                 self._server = ForkServer(self.lib, self.sys_path, self.base / "logs" / "forkserver.log")
             return self._server
 
@@ -456,7 +487,7 @@ class Session:
             except OSError:  # the fork server died (killed, out of memory...): start a new one once
                 with self._server_lock:
                     if self._server is not None:
-                        self._server.close()
+                        self._retire(self._server)
                         self._server = None
                 server = self.server()
                 spid = server.spawn(work / "plan.json", w)
@@ -638,7 +669,7 @@ class Session:
     def close(self) -> None:
         with self._server_lock:
             if self._server is not None:
-                self._server.close()
+                self._retire(self._server)
                 self._server = None
         shutil.rmtree(self.base, ignore_errors=True)
 

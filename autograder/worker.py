@@ -330,6 +330,24 @@ def _warm_up() -> None:
     save(outputs)
 
 
+#: ``[processes reaped, their CPU seconds (user + system, their own reaped descendants included)]``.
+_REAPED = [0, 0.0]
+
+
+def _reap(block: bool) -> None:
+    """Reap finished children with ``os.wait4`` and add their CPU time to :data:`_REAPED`; ``block``: until none
+    is left."""
+    while True:
+        try:
+            pid, _, usage = os.wait4(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _REAPED[0] += 1
+        _REAPED[1] += usage.ru_utime + usage.ru_stime
+
+
 def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the fork server process
     """The fork server: import torch and the engine once, then fork one supervisor + worker per request.
 
@@ -353,7 +371,9 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
     _preload(["autograder.calls", "autograder.casefile", "autograder.extract", "autograder.protocol",
               "safetensors.torch", *config.get("preload", [])])
     _warm_up()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors (and orphans we adopt) are reaped automatically
+    # Supervisors (and orphaned workers we adopt as subreaper) are reaped here, with their CPU time: a child left to
+    # the kernel's automatic reaping (SIGCHLD ignored) would take its CPU time out of every rusage account.
+    signal.signal(signal.SIGCHLD, lambda *_: _reap(False))
     sandbox.prctl(sandbox.PR_SET_CHILD_SUBREAPER, 1)
     sock = socket.socket(fileno=control_fd)
     sock.sendall(b'{"ready": true}\n')
@@ -362,7 +382,17 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
             msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 1)
         except OSError:
             os._exit(0)
-        if not msg or not fds:
+        if not msg or not fds:  # the grader is done: wait for the last workers, say what they used, end
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _reap(True)
+            try:
+                import resource
+
+                own = resource.getrusage(resource.RUSAGE_SELF)
+                sock.sendall(json.dumps({"reaped": _REAPED[0], "workers_cpu_s": round(_REAPED[1], 4),
+                                         "cpu_s": round(own.ru_utime + own.ru_stime, 4)}).encode() + b"\n")
+            except OSError:
+                pass
             os._exit(0)
         request = json.loads(msg)
         _cache_cases(request["plan"])
