@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import errno
 import fcntl
+import gc
 import hashlib
 import os
 import sqlite3
@@ -17,6 +18,8 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
+
+import torch
 
 from . import extract, feedback, registry, report, sandbox
 from .runner import DEFAULT_MEMORY_MB, DEFAULT_TIMEOUT, GraderError, Session
@@ -270,6 +273,14 @@ def _grade_locked(submitted: Path, out: Path, subs: list[Submission], warnings: 
     for w in warnings:
         log(f"warning: {w}")
     hide = [*hide, str(submitted.resolve()), str(out.resolve())]
+    # The grader compares small tensors from several threads at once: torch's intra-op thread pools (one OpenMP
+    # team per grading thread, spinning after each op) cost more CPU than they save. One thread each while grading.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    # Python's cyclic garbage collector rescans every tracked object (torch's, matplotlib's... several hundred
+    # thousand after the imports) at each full collection, which parsing and judging trigger all the time: the
+    # objects alive now are moved out of its view for the batch (gc.freeze; see also _grade_all).
+    gc.freeze()
     try:
         t0 = time.monotonic()
         with Session(timeout=timeout, memory_mb=memory_mb, load_timeout=load_timeout, hide=hide) as session:
@@ -280,6 +291,8 @@ def _grade_locked(submitted: Path, out: Path, subs: list[Submission], warnings: 
     except (OSError, sqlite3.Error) as exc:
         raise _out_error(out, exc, summary.graded) from None
     finally:
+        torch.set_num_threads(threads)
+        gc.unfreeze()
         store.close()
     summary.table = report.summary(rows, case_rows)
     return summary
@@ -331,6 +344,7 @@ def _grade_all(session: Session, store: Store, subs: list[Submission], summary: 
             todo.append((sub, sha, prepared.fingerprint))
     if summary.reused:
         log(f"resuming: {summary.reused} submission(s) already graded, {len(todo)} to grade")
+    gc.freeze()  # again: the modules the session imported meanwhile (see _grade_locked)
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm

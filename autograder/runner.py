@@ -21,7 +21,7 @@ import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from safetensors.torch import load as st_load
 
@@ -205,6 +205,8 @@ class Prepared:
     expected: dict[tuple[str, str], casefile.CaseFile]
     input_files: dict[tuple[str, str], Path]
     fingerprint: str
+    #: the known mistakes' outputs per case, computed once per batch (see :func:`judge.known_mistake`)
+    mistakes: dict = field(default_factory=dict)
 
     def inputs_builder(self, qid: str, case: str):
         return lambda: casefile.build_args(self.expected[(qid, case)])
@@ -248,10 +250,11 @@ def _remove_stale_sessions(tmp: Path) -> None:
             pass
 
 
-def _import_quietly(*modules: str) -> None:
+def _import_quietly(*modules: str | Callable[[], object]) -> None:
+    """Import ``modules`` (names, or functions that import), ignoring failures."""
     for module in modules:
         try:
-            __import__(module)
+            module() if callable(module) else __import__(module)
         except Exception:  # noqa: BLE001 - the real import reports it
             pass
 
@@ -323,9 +326,9 @@ class Session:
         self._server: ForkServer | None = None
         self._server_lock = threading.Lock()
         self.server()  # start it now (from this thread): it dies with the thread that started it
-        # nbformat's import (jsonschema and its format grammars) takes about a second, matplotlib's (for the class
-        # report) about half of one: do them while the fork server starts, when this process only waits
-        threading.Thread(target=_import_quietly, args=("nbformat", "matplotlib.figure",
+        # nbformat's import (jsonschema) and matplotlib's (for the class report) take a good part of a second: do
+        # them while the fork server starts, when this process only waits
+        threading.Thread(target=_import_quietly, args=(extract.import_nbformat, "matplotlib.figure",
                                                        "matplotlib.backends.backend_agg"), daemon=True).start()
 
     def _retire(self, server: ForkServer) -> None:
@@ -662,7 +665,8 @@ class Session:
             expected = prepared.expected[(q.id, c.name)]
             results.append(judge.judge_case(q, c, status, outputs, expected.expected,
                                             prepared.inputs_builder(q.id, c.name),
-                                            timeout=self.timeout, memory_mb=self.memory_mb))
+                                            timeout=self.timeout, memory_mb=self.memory_mb,
+                                            mistake_cache=prepared.mistakes))
         return judge.question_result(q, results)
 
     # -- lifetime -------------------------------------------------------------------------------------------------
