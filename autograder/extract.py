@@ -100,6 +100,8 @@ class Cell:
     keep: list[int] | None = None
     #: Among ``keep``, assignments whose value is not a literal: if one fails, the rest of the cell still runs.
     soft: list[int] = field(default_factory=list)
+    #: The parsed top-level statements of ``source`` (set by :func:`extract_cells`, reused by :func:`select`).
+    body: list[ast.stmt] | None = field(default=None, repr=False, compare=False)
 
     def label(self) -> str:
         return f"cell {self.index}" + (f" ({self.grade_id})" if self.grade_id else "")
@@ -215,7 +217,8 @@ def extract_cells(nb) -> list[Cell]:
         grade_id = nbg.get("grade_id") if isinstance(nbg, dict) else None
         c = Cell(index=i, source=cleaned, grade_id=grade_id if isinstance(grade_id, str) else None)
         try:
-            c.defines = _defined_names(kept_module(cleaned, f"cell_{i:03d}.py"))
+            c.body = parse(cleaned, f"cell_{i:03d}.py").body
+            c.defines = _defined_names(ast.Module(body=[n for n in c.body if keep_node(n)], type_ignores=[]))
         except SyntaxError as exc:
             msg = exc.msg or "invalid syntax"
             c.syntax_error = f"{type(exc).__name__} in {c.label()} line {exc.lineno}: {msg}"
@@ -325,7 +328,7 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
         if c.syntax_error is not None:
             continue
         try:
-            trees[c.index] = parse(c.source, f"cell_{c.index:03d}.py").body
+            trees[c.index] = c.body if c.body is not None else parse(c.source, f"cell_{c.index:03d}.py").body
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
         texts[c.index] = _statement_sources(c.source, trees[c.index])
