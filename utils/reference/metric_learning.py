@@ -169,7 +169,7 @@ def batch_all_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margi
     indexing, no shape that depends on the labels' values), chosen by device and size only:
 
     * on an accelerator, for ``N**3 <= DENSE_TRIPLETS_MAX``: the dense ``(N, N, N)`` hinge with a hand-written
-      backward, about 30 kernels for forward + backward (:class:`_BatchAllDense`): at these sizes kernel launches,
+      backward, 34 operators for forward + backward (:class:`_BatchAllDense`): at these sizes kernel launches,
       not arithmetic, bound a GPU;
     * otherwise (every CPU batch): ``O(N^2 log N)`` sorted prefix sums that never build the triplets
       (:func:`_batch_all_sorted`): arithmetic bounds a CPU.
@@ -203,17 +203,18 @@ class _BatchAllDense(torch.autograd.Function):
         gram = E @ E.T
         sq = gram.diagonal()
         dist = (sq[:, None] + sq[None, :]).sub_(gram, alpha=2.0).clamp_min_(0.0).sqrt_()    # (N, N)
-        same = labels[:, None] == labels[None, :]
-        pos = same & ~torch.eye(E.shape[0], dtype=torch.bool, device=E.device)
-        neg = ~same
+        n = E.shape[0]
+        neg = labels[:, None] != labels[None, :]                          # (N, N) negative pairs
         big = torch.finfo(dist.dtype).max / 4
-        thresh = torch.where(pos, dist + margin, -big)                   # (N, N): D_ap + alpha on positives
-        negd = torch.where(neg, dist, big)                                # (N, N): D_an on negatives
+        # D_ap + alpha on positive pairs (same label, a != p), -big elsewhere; D_an on negative pairs, +big elsewhere
+        thresh = (dist + margin).masked_fill_(neg, -big).fill_diagonal_(-big)
+        negd = torch.where(neg, dist, big)
         hinge = thresh[:, :, None] - negd[:, None, :]                     # (N, N, N)
         active = hinge > 0                                                # (N, N, N) bool
         # active triplets per (a, p) minus per (a, n): dL/dD up to the 1 / |T| factor, (N, N)
-        w = (active.sum(dim=2) - active.sum(dim=1)).to(dist.dtype)
-        count = (pos.sum(dim=1) * neg.sum(dim=1)).sum().clamp_min(1).to(dist.dtype)
+        w = active.sum(dim=2, dtype=dist.dtype) - active.sum(dim=1, dtype=dist.dtype)
+        k = neg.sum(dim=1, dtype=dist.dtype)                              # negatives per anchor; positives: N-1-k
+        count = (k * (n - 1 - k)).sum().clamp_min_(1.0)                  # |T|, a tensor: no branch on its value
         loss = hinge.clamp_min_(0.0).sum() / count
         ctx.save_for_backward(E, dist, w, count)
         return loss
