@@ -21,7 +21,11 @@ configured to compute the same quantity:
 
 Timings are forward + backward, median of several repeats after a warm-up, on one device for both. Following the
 course's benchmark rule, only ratios are printed on the CPU (absolute times depend on the machine and its load);
-absolute milliseconds are printed too on a GPU.
+absolute milliseconds are printed too on a GPU. The batch-all triplet loss is timed on the CPU and, when CUDA is
+present, on the GPU too, in the same run (``--device`` chooses the device of the other lines); without CUDA the GPU
+lines are skipped. As a GPU proxy a CPU can measure, the triplet section ends with the operators per forward +
+backward (torch.profiler; views excluded, since a GPU launches about one kernel per operator) and the host syncs
+(``nonzero``, ``.item()``...: each one stalls the GPU's queue) of both of the course's paths and of PML's.
 
 Peak extra memory of the course's lifted loss (forward + backward) is measured in a fresh subprocess per
 configuration, because the CPU allocator of torch is invisible to tracemalloc and to the profiler's summaries: the
@@ -82,6 +86,32 @@ def make_batch(n: int, dim: int, classes: int, device: torch.device, seed: int =
 
 def _fmt_time(seconds: float, device: torch.device) -> str:
     return f"{seconds * 1e3:9.2f} ms" if device.type == "cuda" else ""
+
+
+#: Operators that only make views or metadata (no kernel on a GPU).
+_VIEW_OPS = {"aten::" + n for n in (
+    "unsqueeze", "squeeze", "t", "numpy_T", "permute", "expand", "expand_as", "reshape", "view", "_unsafe_view",
+    "_reshape_alias", "detach", "alias", "as_strided", "slice", "select", "transpose", "diagonal", "unbind", "split",
+    "chunk", "narrow", "to", "_to_copy", "lift_fresh", "result_type", "empty", "resolve_conj", "resolve_neg",
+    "contiguous")}
+#: Operators that wait for the device (their output's size or value is read on the host).
+_SYNC_OPS = {"aten::" + n for n in ("item", "_local_scalar_dense", "nonzero", "masked_select", "is_nonzero",
+                                    "unique", "_unique2", "repeat_interleave")}
+
+
+def op_counts(fn, embeddings: torch.Tensor) -> tuple[int, int]:
+    """``(operators, host syncs)`` of one forward + backward of ``fn(E)`` on the CPU: top-level aten operators
+    (those not called by another aten operator) that compute, and the operators that synchronise with a device."""
+    from torch.profiler import ProfilerActivity, profile
+
+    E = embeddings.detach().clone().requires_grad_(True)
+    fn(E).backward()                                                       # warm-up
+    E.grad = None
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn(E).backward()
+    events = [e for e in prof.events() if e.name.startswith("aten::")]
+    top = [e.name for e in events if e.cpu_parent is None or not e.cpu_parent.name.startswith("aten::")]
+    return sum(n not in _VIEW_OPS for n in top), sum(e.name in _SYNC_OPS for e in events)
 
 
 # ------------------------------------------------------------------------------------------------ memory child
@@ -170,8 +200,7 @@ def main() -> None:
     from pytorch_metric_learning import distances, losses, miners, reducers
 
     device = torch.device(args.device)
-    if device.type == "cpu":
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)  # the CPU triplet lines run on the CPU whatever --device says
     n, dim, classes, margin = args.n, args.dim, args.classes, args.margin
     E, labels = make_batch(n, dim, classes, device)
     lp = distances.LpDistance(normalize_embeddings=False, p=2, power=1)
@@ -187,27 +216,48 @@ def main() -> None:
     t_pml, v_pml = _timed(lambda e: pml_lifted(e, labels), E, args.pml_repeats, device)
     rows.append(("lifted structured (smooth)", "LiftedStructureLoss", t_ours, t_pml, v_ours, v_pml, "direct"))
 
-    # -- triplet batch-all
+    # -- triplet batch-all: on the CPU and, when CUDA is present, on the GPU (whatever --device says)
     n_triplets = len(ml.batch_all_triplets(labels))
     miner = miners.TripletMarginMiner(margin=margin, type_of_triplets="all", distance=lp)
     pml_triplet = losses.TripletMarginLoss(margin=margin, distance=lp, reducer=reducers.SumReducer())
-    t_ours, v_ours = _timed(lambda e: ml.batch_all_triplet_loss(e, labels, margin), E, args.repeats, device)
-    t_pml, v_pml = _timed(lambda e: pml_triplet(e, labels, miner(e, labels)), E, args.pml_repeats, device)
-    rows.append(("triplet batch-all", 'TripletMarginLoss + TripletMarginMiner("all")', t_ours, t_pml,
-                 v_ours * n_triplets, v_pml, f"course x |T| (|T| = {n_triplets})"))
+    triplet_devices = [torch.device("cpu")] + ([torch.device("cuda")] if torch.cuda.is_available() else [])
+    for dev in triplet_devices:
+        E_dev, labels_dev = E.to(dev), labels.to(dev)
+        t_ours, v_ours = _timed(lambda e: ml.batch_all_triplet_loss(e, labels_dev, margin), E_dev, args.repeats, dev)
+        t_pml, v_pml = _timed(lambda e: pml_triplet(e, labels_dev, miner(e, labels_dev)), E_dev, args.pml_repeats,
+                              dev)
+        rows.append((f"triplet batch-all ({dev.type})", 'TripletMarginLoss + TripletMarginMiner("all")', t_ours,
+                     t_pml, v_ours * n_triplets, v_pml, f"course x |T| (|T| = {n_triplets})", dev))
+    if len(triplet_devices) == 1:
+        print("(no CUDA here: the GPU triplet lines are skipped)\n")
 
     # -- the course's composable path (miner -> indices -> loss) for comparison
     t_idx, v_idx = _timed(lambda e: ml.triplet_loss_from_indices(e, ml.batch_all_triplets(labels), margin), E,
                           args.repeats, device)
+    t_pml, v_pml = _timed(lambda e: pml_triplet(e, labels, miner(e, labels)), E, args.pml_repeats, device)
     rows.append(("triplet batch-all via indices", 'TripletMarginLoss + TripletMarginMiner("all")', t_idx, t_pml,
                  v_idx * n_triplets, v_pml, "course x |T|"))
 
     print(f"{'course loss':32s} {'PML':46s} {'speed-up':>9s}  {'values (course | PML)':>30s}  rel. diff")
-    for name, pml_name, to, tp, vo, vp, how in rows:
+    for name, pml_name, to, tp, vo, vp, how, *on in rows:
+        dev = on[0] if on else device
         rel = abs(vo - vp) / max(abs(vp), 1e-12)
         print(f"{name:32s} {pml_name:46s} {tp / to:8.1f}x  {vo:14.6g} | {vp:<14.6g}  {rel:.1e}  ({how})")
-        if device.type == "cuda":
-            print(f"{'':32s} course {_fmt_time(to, device)}   PML {_fmt_time(tp, device)}")
+        if dev.type == "cuda":
+            print(f"{'':32s} course {_fmt_time(to, dev)}   PML {_fmt_time(tp, dev)}")
+
+    # -- a GPU proxy that a CPU can measure: operators per forward + backward, and host synchronisations
+    E_cpu, labels_cpu = E.cpu(), labels.cpu()
+    print("\ntriplet batch-all, operators per forward + backward (torch.profiler on the CPU; views excluded: a GPU "
+          "launches about one kernel per operator) and host syncs (each stalls a GPU's queue):")
+    for name, fn in (
+            ("course, CPU path (sorted prefix sums)", lambda e: ml.batch_all_triplet_loss(e, labels_cpu, margin)),
+            ("course, GPU path (dense hinge, own backward)", lambda e: ml._BatchAllDense.apply(e, labels_cpu,
+                                                                                               margin)),
+            ('PML TripletMarginLoss + TripletMarginMiner("all")', lambda e: pml_triplet(e, labels_cpu,
+                                                                                         miner(e, labels_cpu)))):
+        ops, syncs = op_counts(fn, E_cpu)
+        print(f"  {name:52s} {ops:4d} operators, {syncs} host syncs")
 
     # -- memory
     print(f"\npeak extra memory of the course's lifted loss, forward + backward, D={dim}, {classes} classes:")

@@ -146,6 +146,34 @@ def test_a_mistake_that_cannot_be_looked_up_is_skipped(monkeypatch):
     assert all(r.verdict == V.WRONG_VALUES and "known mistake" not in r.message for r in results)
 
 
+def test_a_batch_runs_each_known_mistake_once_per_case(monkeypatch):
+    """With a cache (the batch grader keeps one per assignment), judging many wrong answers runs each known mistake
+    once per case, and the verdicts and messages are those judged without a cache."""
+    entry = registry.get("01_saliency_class_visualization")
+    q = entry.assignment.question("compute_saliency_maps")
+    wrong = judge._resolve(q.mistakes[-1].function)
+    answers = []
+    for case in q.cases:
+        cf = casefile.read(entry.case_path(q, case))
+        status, outputs = calls.run(wrong, casefile.build_args(cf), q.inplace, q.positional, cf.meta.get("seed"),
+                                    q.repeat, q.optional)
+        answers.append((case, cf, status, outputs))
+    plain = [judge.judge_case(q, case, status, outputs, cf.expected, lambda cf=cf: casefile.build_args(cf))
+             for case, cf, status, outputs in answers]
+    ran = []
+    real_run = calls.run
+    monkeypatch.setattr(calls, "run", lambda fn, *a, **k: (ran.append(fn), real_run(fn, *a, **k))[1])
+    cache: dict = {}
+    for student in range(3):
+        got = [judge.judge_case(q, case, status, outputs, cf.expected, lambda cf=cf: casefile.build_args(cf),
+                                mistake_cache=cache) for case, cf, status, outputs in answers]
+        assert [(r.verdict, r.message, r.points) for r in got] == [(r.verdict, r.message, r.points) for r in plain]
+        if student == 0:
+            first = len(ran)
+    assert any(f'known mistake "{q.mistakes[-1].name}"' in r.message for r in plain)
+    assert 0 < first <= len(q.cases) * len(q.mistakes) and len(ran) == first  # nothing ran again
+
+
 # --------------------------------------------------------------------------------------- in-place questions
 
 

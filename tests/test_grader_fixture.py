@@ -3,10 +3,13 @@ release, and every ordinary mistake loses exactly the points of the question it 
 from __future__ import annotations
 
 import csv
+import gc
+import json
 import shutil
 import sqlite3
 
 import pytest
+import torch
 
 from autograder.core import registry
 from autograder.grade.batch import CSV_COLUMNS, grade_folder
@@ -29,6 +32,8 @@ EXPECTED = {
     "missing": {"add_one": (0.0, "missing", "no top-level function named `add_one`")},
     "hardcoded_batch": {"add_one": (0.5, "wrong shape", "expected shape (5, 2, 3), got (3, 2, 3)")},
 }
+#: torch's thread count and the garbage collector's frozen objects before grading (grading must restore them)
+STATE_BEFORE: dict = {}
 
 
 @pytest.fixture(scope="module")
@@ -40,6 +45,7 @@ def graded(tmp_path_factory):
     solution_dir.mkdir(parents=True)
     shutil.copy(students.SOLUTION, solution_dir / f"{A}.ipynb")
     out = tmp_path_factory.mktemp("out")
+    STATE_BEFORE.update(threads=torch.get_num_threads(), frozen=gc.get_freeze_count())
     summary = grade_folder(root, out, assignment=A, workers=2, timeout=20, progress=False, log=lambda s: None)
     with open(out / "grades.csv", newline="") as f:
         rows = list(csv.DictReader(f))
@@ -114,3 +120,16 @@ def test_class_report_and_store(graded):
     n, distinct = db.execute("SELECT count(*), count(DISTINCT student || '/' || question) FROM questions").fetchone()
     assert n == distinct == (len(EXPECTED) + 2) * len(FULL)
     assert {r[0] for r in db.execute("SELECT isolation FROM submissions")} <= {"namespace", "process"}
+
+
+def test_stats_json_splits_the_cpu_time_and_the_process_state_is_restored(graded):
+    """``stats.json``: the CPU of the grader, of the fork server and of the student workers (as the fork server
+    reaped them); grading leaves torch's thread count and the garbage collector as it found them."""
+    summary, out, rows = graded
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["graded"] == summary.graded > 0 and stats["workers"] == 2 and stats["cpu_complete"] is True
+    assert set(stats["cpu_s"]) == {"grader", "fork_server", "workers"}
+    assert all(v > 0 for v in stats["cpu_s"].values()), stats
+    assert stats["wall_s"] > 0
+    assert torch.get_num_threads() == STATE_BEFORE["threads"]
+    assert gc.get_freeze_count() == STATE_BEFORE["frozen"]

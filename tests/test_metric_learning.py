@@ -250,6 +250,54 @@ def test_batch_all_triplet_loss_gradcheck():
     assert torch.autograd.gradcheck(lambda e: ml.batch_all_triplet_loss(e, labels, 1.0), (E,))
 
 
+def _dense(E, labels, margin):
+    """The accelerator path of batch_all_triplet_loss (dense hinge, hand-written backward), run on the CPU."""
+    return ml._BatchAllDense.apply(E, labels, margin)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_batch_all_triplet_loss_dense_path_matches_loop_and_sorted_gradients(kind):
+    """The dense path (used on GPUs) against the loop formulation, and its hand-written gradient against autograd
+    through the sorted path (used on CPUs)."""
+    E, labels = _batch(kind, seed=3)
+    for margin in (0.1, 1.0, 3.0):
+        e_dense = E.detach().clone().requires_grad_(True)
+        e_sorted = E.detach().clone().requires_grad_(True)
+        loss = _dense(e_dense, labels, margin)
+        _close(loss, loop_batch_all(E, labels, margin))
+        loss.backward()
+        ml.batch_all_triplet_loss(e_sorted, labels, margin).backward()
+        assert torch.isfinite(e_dense.grad).all()
+        torch.testing.assert_close(e_dense.grad, e_sorted.grad, rtol=1e-9, atol=1e-12)
+
+
+def test_batch_all_triplet_loss_dense_path_gradcheck_and_float32():
+    E, labels = _batch("mixed", seed=4)
+    E.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda e: _dense(e, labels, 1.0), (E,))
+    E32, labels = _batch("several", seed=5, dtype=torch.float32)
+    _close(_dense(E32, labels, 1.0), loop_batch_all(E32.double(), labels, 1.0), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_batch_all_triplet_loss_on_cuda_syncs_nothing():
+    """On CUDA the loss takes the dense path, gives the CPU's value, and neither its forward nor its backward pass
+    waits for the device (a host sync raises under sync_debug_mode "error")."""
+    E, labels = _batch("several", seed=6, dtype=torch.float32)
+    Ec, lc = E.cuda().requires_grad_(True), labels.cuda()
+    torch.cuda.synchronize()
+    torch.cuda.set_sync_debug_mode("error")
+    try:
+        loss = ml.batch_all_triplet_loss(Ec, lc, 1.0)
+        loss.backward()
+    finally:
+        torch.cuda.set_sync_debug_mode("default")
+    _close(loss.detach().cpu(), loop_batch_all(E.double(), labels, 1.0), rtol=1e-5, atol=1e-6)
+    e = E.clone().requires_grad_(True)
+    ml.batch_all_triplet_loss(e, labels, 1.0).backward()
+    torch.testing.assert_close(Ec.grad.cpu(), e.grad, rtol=1e-4, atol=1e-6)
+
+
 # ------------------------------------------------------------------------------------------------ miners
 @pytest.mark.parametrize("kind", KINDS)
 def test_batch_all_triplets(kind):

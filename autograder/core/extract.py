@@ -14,6 +14,7 @@ import os
 import re
 import stat
 import symtable
+import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,6 +100,8 @@ class Cell:
     keep: list[int] | None = None
     #: Among ``keep``, assignments whose value is not a literal: if one fails, the rest of the cell still runs.
     soft: list[int] = field(default_factory=list)
+    #: The parsed top-level statements of ``source`` (set by :func:`extract_cells`, reused by :func:`select`).
+    body: list[ast.stmt] | None = field(default=None, repr=False, compare=False)
 
     def label(self) -> str:
         return f"cell {self.index}" + (f" ({self.grade_id})" if self.grade_id else "")
@@ -106,7 +109,7 @@ class Cell:
 
 def strip_magics(source: str) -> str | None:
     """Blank IPython-only lines (``%``, ``!``, ``?``, ``x = !cmd``); ``None`` for a non-Python cell magic."""
-    lines = source.splitlines()
+    lines = re.split(r"\r\n|\r|\n", source)  # the line breaks of Python's tokenizer (not str.splitlines')
     first = lines[0].strip() if lines else ""
     if first.startswith("%%"):
         name = first[2:].split()[0] if first[2:].split() else ""
@@ -160,10 +163,27 @@ def _defined_names(tree: ast.Module) -> list[str]:
     return [n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))]
 
 
+def import_nbformat():
+    """``import nbformat``, without the second of CPU its import can cost: nbformat imports jsonschema, which
+    imports the optional ``rfc3987_syntax`` (compiling a grammar) to check the ``iri`` formats; nbformat's schemas
+    use no formats, so when jsonschema is not imported yet it is imported without that package."""
+    if "nbformat" not in sys.modules and "jsonschema" not in sys.modules and "rfc3987_syntax" not in sys.modules:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment] # import fails: jsonschema skips it
+        try:
+            import nbformat  # noqa: F401
+        except Exception:  # noqa: BLE001 - the plain import below reports it
+            pass
+        finally:
+            if "rfc3987_syntax" in sys.modules and sys.modules["rfc3987_syntax"] is None:
+                del sys.modules["rfc3987_syntax"]
+    import nbformat
+    return nbformat
+
+
 def read_notebook(path: str | Path, root: str | Path | None = None):
     """Read a notebook with nbformat (see :func:`read_submission` for what is refused); raise
     :class:`NotebookError` with a short reason on failure."""
-    import nbformat
+    nbformat = import_nbformat()
 
     try:
         text = read_submission(path, root).decode("utf-8")
@@ -197,7 +217,8 @@ def extract_cells(nb) -> list[Cell]:
         grade_id = nbg.get("grade_id") if isinstance(nbg, dict) else None
         c = Cell(index=i, source=cleaned, grade_id=grade_id if isinstance(grade_id, str) else None)
         try:
-            c.defines = _defined_names(kept_module(cleaned, f"cell_{i:03d}.py"))
+            c.body = parse(cleaned, f"cell_{i:03d}.py").body
+            c.defines = _defined_names(ast.Module(body=[n for n in c.body if keep_node(n)], type_ignores=[]))
         except SyntaxError as exc:
             msg = exc.msg or "invalid syntax"
             c.syntax_error = f"{type(exc).__name__} in {c.label()} line {exc.lineno}: {msg}"
@@ -237,14 +258,38 @@ def _assigned_names(node: ast.stmt) -> list[str] | None:
     return None
 
 
-def _reads(node: ast.stmt) -> tuple[set[str], set[str]]:
+def _statement_sources(source: str, body: list[ast.stmt]) -> list[str | None]:
+    """The source text of each top-level statement of ``body`` (parsed from ``source``), cut from the cell's lines
+    (decorators included); None for a statement that shares a line with another (``a = 1; b = 2``), which
+    :func:`_reads` then rebuilds with ``ast.unparse`` (slower: it dominated the grader's CPU per submission)."""
+    lines = re.split(r"\r\n|\r|\n", source)  # the line breaks of Python's tokenizer (not str.splitlines')
+    spans = [(min([n.lineno] + [d.lineno for d in getattr(n, "decorator_list", ())]), n.end_lineno or n.lineno)
+             for n in body]
+    out: list[str | None] = []
+    for j, (node, (start, end)) in enumerate(zip(body, spans)):
+        alone = (node.col_offset == 0 and (j == 0 or spans[j - 1][1] < start)
+                 and (j + 1 == len(spans) or spans[j + 1][0] > end))
+        out.append("\n".join(lines[start - 1:end]) + "\n" if alone else None)
+    return out
+
+
+def _reads(node: ast.stmt, source: str | None = None) -> tuple[set[str], set[str]]:
     """``(when run, when called)``: the global names a top-level statement reads when it runs (an assignment's
     value; a def's decorators and defaults; a class body) and, for the functions it defines, when they are called
-    (symtable scopes: a function's own locals and parameters are not globals)."""
+    (symtable scopes: a function's own locals and parameters are not globals). ``source``: the statement's own
+    text, if known (see :func:`_statement_sources`); otherwise it is rebuilt from ``node``."""
     try:
-        source = ast.unparse(ast.Module(body=[node], type_ignores=[]))
-        with _PARSE_LOCK:
-            table = symtable.symtable(source, "<kept>", "exec")
+        table = None
+        if source is not None:
+            try:
+                with _PARSE_LOCK:
+                    table = symtable.symtable(source, "<kept>", "exec")
+            except SyntaxError:  # a cut that is not a statement on its own (a backslash continuation...)
+                table = None
+        if table is None:
+            source = ast.unparse(ast.Module(body=[node], type_ignores=[]))
+            with _PARSE_LOCK:
+                table = symtable.symtable(source, "<kept>", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return set(), set()
     now: set[str] = set()
@@ -278,13 +323,15 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
     Other statements (demo code, plots, prints, and demo globals only helpers read) never run. The extra
     assignments are ``soft``: one that raises is reported for its cell, and the cell's later definitions load."""
     trees: dict[int, list[ast.stmt]] = {}
+    texts: dict[int, list[str | None]] = {}
     for c in cells:
         if c.syntax_error is not None:
             continue
         try:
-            trees[c.index] = parse(c.source, f"cell_{c.index:03d}.py").body
+            trees[c.index] = c.body if c.body is not None else parse(c.source, f"cell_{c.index:03d}.py").body
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
+        texts[c.index] = _statement_sources(c.source, trees[c.index])
     definitions: dict[str, list[tuple[int, int, ast.stmt]]] = {}
     needed = set(wanted)
     for idx, body in trees.items():
@@ -294,7 +341,7 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
                 for name in _binds(node):
                     definitions.setdefault(name, []).append((idx, j, node))
             if kept and not isinstance(node, (ast.Import, ast.ImportFrom)):
-                needed |= _reads(node)[0]  # what a kept definition reads when it runs (decorators, defaults...)
+                needed |= _reads(node, texts[idx][j])[0]  # what a kept definition reads when it runs (defaults...)
     extra: set[tuple[int, int]] = set()
     queue, seen = list(needed), set()
     while queue:
@@ -305,7 +352,7 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
         for idx, j, node in definitions.get(name, []):
             if not keep_node(node):
                 extra.add((idx, j))
-            now, later = _reads(node)
+            now, later = _reads(node, texts[idx][j])
             queue.extend((now | later) - seen)
     for c in cells:
         body = trees.get(c.index)

@@ -53,21 +53,38 @@ def _resolve(path: str):
     return getattr(importlib.import_module(module), name)
 
 
+def _mistake_outputs(question: Question, case: Case, mistake: Mistake,
+                     inputs: Callable[[], Mapping[str, Any]]) -> dict[str, torch.Tensor] | None:
+    """The outputs of ``mistake``'s function called exactly like the student's (same inputs, seed, repeats), in
+    this process; None when it cannot be looked up (instructor-only code absent, as in a student's kernel), fails
+    or returns no output."""
+    try:
+        fn = _resolve(mistake.function)
+        status, theirs = calls.run(fn, inputs(), question.inplace, question.positional, case.seed,
+                                   question.repeat, question.optional)
+    except Exception:  # noqa: BLE001 - diagnosis is best effort
+        return None
+    return theirs if status.get("status") == calls.OK else None
+
+
 def known_mistake(question: Question, case: Case, outputs: Mapping[str, torch.Tensor],
-                  inputs: Callable[[], Mapping[str, Any]]) -> Mistake | None:
+                  inputs: Callable[[], Mapping[str, Any]], cache: dict | None = None) -> Mistake | None:
     """The first of the question's known mistakes whose output the student's output matches, if any.
 
     Each mistake function is called exactly like the student's (same inputs, seed, repeats), in this process. A
     mistake that cannot be looked up (instructor-only code absent, as in a student's kernel) or that fails is
-    skipped."""
+    skipped. ``cache`` (one dict per set of case files, e.g. per prepared assignment of a batch) keeps each
+    mistake's outputs per case, so a batch runs each mistake once per case instead of once per wrong answer; the
+    outputs are only read."""
     for mistake in question.mistakes:
-        try:
-            fn = _resolve(mistake.function)
-            status, theirs = calls.run(fn, inputs(), question.inplace, question.positional, case.seed,
-                                       question.repeat, question.optional)
-        except Exception:  # noqa: BLE001 - diagnosis is best effort
-            continue
-        if status.get("status") != calls.OK or theirs is None or set(theirs) != set(outputs):
+        key = (question.id, case.name, mistake.function)
+        if cache is not None and key in cache:
+            theirs = cache[key]
+        else:
+            theirs = _mistake_outputs(question, case, mistake, inputs)
+            if cache is not None:
+                cache[key] = theirs
+        if theirs is None or set(theirs) != set(outputs):
             continue
         if not all(bool(torch.isfinite(t).all()) for t in theirs.values() if t.is_floating_point()):
             continue                                # a NaN tolerance would match any answer
@@ -94,8 +111,9 @@ def _hints(question: Question, status: Mapping[str, Any]) -> list[str]:
 def judge_case(question: Question, case: Case, status: Mapping[str, Any],
                outputs: Mapping[str, torch.Tensor] | None, expected: Mapping[str, torch.Tensor],
                inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None, *,
-               timeout: float | None = None, memory_mb: int | None = None) -> V.CaseResult:
-    """The :class:`~autograder.core.verdicts.CaseResult` of one case."""
+               timeout: float | None = None, memory_mb: int | None = None,
+               mistake_cache: dict | None = None) -> V.CaseResult:
+    """The :class:`~autograder.core.verdicts.CaseResult` of one case (``mistake_cache``: see :func:`known_mistake`)."""
     max_points = case_points(question, case.name)
     credit = 0.0
     side_effects = status.get("side_effects") if status.get("status") == calls.OK else None
@@ -109,7 +127,7 @@ def judge_case(question: Question, case: Case, status: Mapping[str, Any],
             verdict, message = V.ERROR, f"the output could not be compared: {type(exc).__name__}: {exc}"
         if verdict == V.WRONG_VALUES:
             hints = _hints(question, status) if question.inplace else []
-            mistake = known_mistake(question, case, outputs, inputs) if callable(inputs) else None
+            mistake = known_mistake(question, case, outputs, inputs, mistake_cache) if callable(inputs) else None
             if mistake is not None:
                 hints.insert(0, f"this is the known mistake \"{mistake.name}\": {mistake.hint}")
             if hints:

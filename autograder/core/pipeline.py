@@ -60,12 +60,14 @@ def call_case(fn: Callable, how: CallSpec | Question, case_file: casefile.CaseFi
 
 
 def judge_case(question: Question, case: Case, status: Mapping[str, Any], outputs: Mapping[str, torch.Tensor] | None,
-               case_file: casefile.CaseFile, *, timeout: float | None = None,
-               memory_mb: int | None = None) -> V.CaseResult:
+               case_file: casefile.CaseFile, *, timeout: float | None = None, memory_mb: int | None = None,
+               mistake_cache: dict | None = None) -> V.CaseResult:
     """The verdict, message and points of one call's outcome against the case file's expected outputs (inputs are
-    rebuilt from the case file only if the comparison or a known mistake needs them)."""
+    rebuilt from the case file only if the comparison or a known mistake needs them; ``mistake_cache``: see
+    :func:`autograder.core.judge.known_mistake`)."""
     return judge.judge_case(question, case, status, outputs, case_file.expected,
-                            lambda: casefile.build_args(case_file), timeout=timeout, memory_mb=memory_mb)
+                            lambda: casefile.build_args(case_file), timeout=timeout, memory_mb=memory_mb,
+                            mistake_cache=mistake_cache)
 
 
 def grade_case(fn: Callable, question: Question, case: Case, case_file: casefile.CaseFile) -> V.CaseResult:

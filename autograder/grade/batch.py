@@ -9,13 +9,17 @@ from __future__ import annotations
 import csv
 import errno
 import fcntl
+import gc
 import hashlib
 import os
 import sqlite3
+import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
+
+import torch
 
 from autograder.core import extract, registry
 from autograder.grade import feedback, isolation, report
@@ -267,17 +271,54 @@ def _grade_locked(out: Path, subs: list[Submission], warnings: list[str], policy
         log(f"shard {shard[0]}/{shard[1]}: {len({s.student for s in subs})} student(s), {len(subs)} submission(s)")
     for w in warnings:
         log(f"warning: {w}")
+    # The grader compares small tensors from several threads at once: torch's intra-op thread pools (one OpenMP
+    # team per grading thread, spinning after each op) cost more CPU than they save. One thread each while grading.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    # Python's cyclic garbage collector rescans every tracked object (torch's, matplotlib's... several hundred
+    # thousand after the imports) at each full collection, which parsing and judging trigger all the time: the
+    # objects alive now are moved out of its view for the batch (gc.freeze; see also _grade_all).
+    gc.freeze()
     try:
+        t0 = time.monotonic()
         with Session(policy) as session:
             _grade_all(session, store, subs, summary, out, workers, progress, log)
         rows, case_rows = write_outputs(store, out, keys)
         store.finish_batch()
+        write_stats(out, summary, workers, time.monotonic() - t0, session)
     except (OSError, sqlite3.Error) as exc:
         raise _out_error(out, exc, summary.graded) from None
     finally:
+        torch.set_num_threads(threads)
+        gc.unfreeze()
         store.close()
     summary.table = report.summary(rows, case_rows)
     return summary
+
+
+STATS_NAME = "stats.json"
+
+
+def write_stats(out: Path, summary: BatchSummary, workers: int, wall_s: float, session: Session) -> dict:
+    """``OUT/stats.json``: what this run cost, machine-readable (for ``benchmarks/grading_scale.py``).
+
+    ``cpu_s`` is user + system CPU seconds from ``getrusage`` / ``os.wait4``: ``grader`` this process (its whole
+    life so far, every thread), ``fork_server`` the fork servers' own processes, ``workers`` the student worker
+    processes (supervisors, workers and the children they reaped), as the fork servers reaped them.
+    ``cpu_complete`` is False when a fork server died without reporting (its workers are missing)."""
+    import json
+    import resource
+
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    stats = {"graded": summary.graded, "reused": summary.reused, "failed": len(summary.failed),
+             "workers": workers, "wall_s": round(wall_s, 3),
+             "cpu_s": {"grader": round(own.ru_utime + own.ru_stime, 3),
+                       **{k: round(v, 3) for k, v in session.cpu_s.items()}},
+             "cpu_complete": session.cpu_complete}
+    tmp = out / (STATS_NAME + ".tmp")
+    tmp.write_text(json.dumps(stats, indent=1) + "\n")
+    tmp.replace(out / STATS_NAME)
+    return stats
 
 
 def write_outputs(store: Store, out: Path, keys: set[tuple[str, str]]) -> tuple[list[dict], list[dict]]:
@@ -301,6 +342,7 @@ def _grade_all(session: Session, store: Store, subs: list[Submission], summary: 
             todo.append((sub, sha, prepared.fingerprint))
     if summary.reused:
         log(f"resuming: {summary.reused} submission(s) already graded, {len(todo)} to grade")
+    gc.freeze()  # again: the modules the session imported meanwhile (see _grade_locked)
     bar = None
     if progress and todo:
         from tqdm.auto import tqdm

@@ -55,6 +55,10 @@ class ForkServer:
                 pass_fds=[theirs.fileno()], start_new_session=True)
         theirs.close()
         self._ready = False  # checked at the first spawn: the interpreter starts while the grader prepares
+        #: CPU seconds (user + system) set by :meth:`close`: ``{"workers": the supervisors and workers this server
+        #: started, as their reaper (``os.wait4``) saw them, "fork_server": the server's own}``; None if the server
+        #: did not report (it died).
+        self.cpu_s: dict[str, float] | None = None
 
     def _wait_ready(self) -> None:
         self.sock.settimeout(self.startup_timeout)
@@ -95,6 +99,18 @@ class ForkServer:
             return int(json.loads(self._line())["pid"])
 
     def close(self) -> None:
+        """End the fork server. Asked first (end of requests), it reaps its last workers and answers with the CPU
+        seconds of every process it reaped and its own (:attr:`cpu_s`); it is killed after at most a few seconds."""
+        try:
+            if not self._ready:  # never asked to start a worker
+                self.cpu_s = {"workers": 0.0, "fork_server": 0.0}
+            else:
+                self.sock.shutdown(socket.SHUT_WR)
+                self.sock.settimeout(5)
+                report = json.loads(self._line())
+                self.cpu_s = {"workers": float(report["workers_cpu_s"]), "fork_server": float(report["cpu_s"])}
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
         try:
             self.sock.close()
         finally:
@@ -156,6 +172,24 @@ def _warm_up() -> None:
     save(outputs)
 
 
+#: Children reaped by the server and their CPU seconds (user + system, from ``os.wait4``).
+_REAPED = [0, 0.0]
+
+
+def _reap(block: bool) -> None:
+    """Reap finished children with ``os.wait4`` and add their CPU time to :data:`_REAPED`; ``block``: until none
+    is left."""
+    while True:
+        try:
+            pid, _, usage = os.wait4(-1, 0 if block else os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        _REAPED[0] += 1
+        _REAPED[1] += usage.ru_utime + usage.ru_stime
+
+
 def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the fork server process
     """The fork server: import torch and the engine once, then fork one supervisor + worker per request.
 
@@ -180,7 +214,9 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
     _preload(["autograder.core.calls", "autograder.core.casefile", "autograder.core.extract", "autograder.grade.protocol",
               "safetensors.torch", *config.get("preload", [])])
     _warm_up()
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors (and orphans we adopt) are reaped automatically
+    # Supervisors (and orphaned workers we adopt as subreaper) are reaped here, with their CPU time: a child left to
+    # the kernel's automatic reaping (SIGCHLD ignored) would take its CPU time out of every rusage account.
+    signal.signal(signal.SIGCHLD, lambda *_: _reap(False))
     isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
     sock = socket.socket(fileno=control_fd)
     sock.sendall(b'{"ready": true}\n')
@@ -189,7 +225,17 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
             msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 1)
         except OSError:
             os._exit(0)
-        if not msg or not fds:
+        if not msg or not fds:  # the grader is done: wait for the last workers, say what they used, end
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            _reap(True)
+            try:
+                import resource
+
+                own = resource.getrusage(resource.RUSAGE_SELF)
+                sock.sendall(json.dumps({"reaped": _REAPED[0], "workers_cpu_s": round(_REAPED[1], 4),
+                                         "cpu_s": round(own.ru_utime + own.ru_stime, 4)}).encode() + b"\n")
+            except OSError:
+                pass
             os._exit(0)
         request = json.loads(msg)
         _cache_cases(request["plan"])

@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
 from safetensors.torch import load as st_load
 
@@ -109,6 +109,8 @@ class Prepared:
     case_files: dict[tuple[str, str], casefile.CaseFile]
     input_files: dict[tuple[str, str], Path]
     fingerprint: str
+    #: the known mistakes' outputs per case, computed once per batch (see :func:`judge.known_mistake`)
+    mistakes: dict = field(default_factory=dict)
 
     def expected_outputs(self) -> dict[tuple[str, str], dict]:
         """The expected outputs by ``(question, case)`` (what feedback draws beside a student's)."""
@@ -161,10 +163,11 @@ def _remove_stale_sessions(tmp: Path) -> None:
             pass
 
 
-def _import_quietly(*modules: str) -> None:
+def _import_quietly(*modules: str | Callable[[], object]) -> None:
+    """Import ``modules`` (names, or functions that import), ignoring failures."""
     for module in modules:
         try:
-            __import__(module)
+            module() if callable(module) else __import__(module)
         except Exception:  # noqa: BLE001 - the real import reports it
             pass
 
@@ -229,21 +232,36 @@ class Session:
         self._prepared: dict[str, Prepared] = {}
         self._lock = threading.Lock()
         self.isolation_seen: set[str] = set()
+        #: CPU seconds of the fork servers' own processes and of the student worker processes (supervisors and
+        #: workers with everything they reaped), summed over the fork servers as each reports when it ends (see
+        #: :meth:`ForkServer.close`): complete after :meth:`close`, unless :attr:`cpu_complete` is False (a fork
+        #: server died without reporting).
+        self.cpu_s = {"workers": 0.0, "fork_server": 0.0}
+        self.cpu_complete = True
         (self.base / "logs").mkdir()
         self._server: ForkServer | None = None
         self._server_lock = threading.Lock()
         self.server()  # start it now (from this thread): it dies with the thread that started it
-        # nbformat's import (jsonschema and its format grammars) takes about a second, matplotlib's (for the class
-        # report) about half of one: do them while the fork server starts, when this process only waits
-        threading.Thread(target=_import_quietly, args=("nbformat", "matplotlib.figure",
+        # nbformat's import (jsonschema) and matplotlib's (for the class report) take a good part of a second: do
+        # them while the fork server starts, when this process only waits
+        threading.Thread(target=_import_quietly, args=(extract.import_nbformat, "matplotlib.figure",
                                                        "matplotlib.backends.backend_agg"), daemon=True).start()
+
+    def _retire(self, server: ForkServer) -> None:
+        """Close ``server`` and add its CPU report to :attr:`cpu_s`."""
+        server.close()
+        if server.cpu_s is None:
+            self.cpu_complete = False
+        else:
+            for k, v in server.cpu_s.items():
+                self.cpu_s[k] += v
 
     def server(self) -> ForkServer:
         """The fork server, (re)started when needed."""
         with self._server_lock:
             if self._server is None or not self._server.alive():
                 if self._server is not None:
-                    self._server.close()
+                    self._retire(self._server)
                 self._server = ForkServer(self.lib, self.sys_path, self.base / "logs" / "forkserver.log",
                                           self.policy.env, self.policy.startup_timeout)
             return self._server
@@ -379,7 +397,7 @@ class Session:
                 except OSError:  # the fork server died (killed, out of memory...): start a new one once
                     with self._server_lock:
                         if self._server is not None:
-                            self._server.close()
+                            self._retire(self._server)
                             self._server = None
                     server = self.server()
                     spid = server.spawn(work / "plan.json", w)
@@ -554,14 +572,15 @@ class Session:
                     except Exception as exc:  # noqa: BLE001
                         status = {"status": calls.BAD_OUTPUT, "message": f"the output could not be read: {exc}"}
             results.append(pipeline.judge_case(q, c, status, outputs, prepared.case_files[(q.id, c.name)],
-                                               timeout=self.policy.timeout, memory_mb=self.policy.memory_mb))
+                                               timeout=self.policy.timeout, memory_mb=self.policy.memory_mb,
+                                               mistake_cache=prepared.mistakes))
         return judge.question_result(q, results)
 
     # -- lifetime -------------------------------------------------------------------------------------------------
     def close(self) -> None:
         with self._server_lock:
             if self._server is not None:
-                self._server.close()
+                self._retire(self._server)
                 self._server = None
         shutil.rmtree(self.base, ignore_errors=True)
 

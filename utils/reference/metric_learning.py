@@ -147,6 +147,12 @@ def triplet_loss_from_indices(embeddings: torch.Tensor, triplets: torch.Tensor, 
     return losses.mean()
 
 
+#: Largest ``N**3`` for which :func:`batch_all_triplet_loss` builds the dense ``(N, N, N)`` hinge on an accelerator
+#: (2**27 entries: N <= 512, 512 MB per float32 copy, three copies at the peak); larger batches, and every batch
+#: on the CPU, use the sorted prefix sums.
+DENSE_TRIPLETS_MAX = 1 << 27
+
+
 def batch_all_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
     """Triplet loss over **every** valid triplet of the batch, averaged over all of them (zeros included).
 
@@ -159,15 +165,77 @@ def batch_all_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margi
     Returns:
         0-d tensor; the same value as ``triplet_loss_from_indices(E, batch_all_triplets(labels), margin)``.
 
-    Implementation: never builds the ``O(N^3)`` triplets. For a fixed anchor ``a`` and positive ``p`` the inner sum
-    over negatives is ``sum_n max(0, t - D_an)`` with ``t = D_ap + alpha``, i.e. ``c * t - (sum of the c negative
-    distances below t)``. With each anchor's negative distances sorted once and prefix-summed, ``c`` comes from
-    a binary search and the partial sum from the prefix sums: ``O(N^2 log N)`` time and ``O(N^2)`` memory, and
-    gradients flow through the sort and the prefix sums exactly as through the direct formula.
+    Two implementations of the same value, both free of host synchronisation (no ``.item()``, no boolean
+    indexing, no shape that depends on the labels' values), chosen by device and size only:
+
+    * on an accelerator, for ``N**3 <= DENSE_TRIPLETS_MAX``: the dense ``(N, N, N)`` hinge with a hand-written
+      backward, 34 operators for forward + backward (:class:`_BatchAllDense`): at these sizes kernel launches,
+      not arithmetic, bound a GPU;
+    * otherwise (every CPU batch): ``O(N^2 log N)`` sorted prefix sums that never build the triplets
+      (:func:`_batch_all_sorted`): arithmetic bounds a CPU.
     """
+    n = embeddings.shape[0]
+    if embeddings.device.type != "cpu" and n ** 3 <= DENSE_TRIPLETS_MAX:
+        return _BatchAllDense.apply(embeddings, labels.reshape(-1), float(margin))
     dist = pairwise_distances(embeddings)
     pos, neg = _label_masks(labels)
-    n_triplets = (pos.sum(dim=1) * neg.sum(dim=1)).sum()
+    n_triplets = (pos.sum(dim=1) * neg.sum(dim=1)).sum()                 # a tensor: no sync, no branch on it
+    return _batch_all_sorted(dist, pos, neg, margin) / n_triplets.clamp_min(1).to(dist.dtype)
+
+
+class _BatchAllDense(torch.autograd.Function):
+    """:func:`batch_all_triplet_loss` from the dense ``(N, N, N)`` hinge, forward and backward written out.
+
+    Forward: distances from the Gram matrix (as :func:`pairwise_distances`), then ``H[a, p, n] = T[a, p] - U[a, n]``
+    with ``T = D + alpha`` on positive pairs and ``-big`` elsewhere, ``U = D`` on negative pairs and ``+big``
+    elsewhere (``big`` = a quarter of the dtype's largest finite value: every difference stays finite), so the
+    validity mask is folded into the operands and every invalid triplet's hinge is exactly 0. The loss is
+    ``sum(max(H, 0)) / max(|T|, 1)``, ``|T|`` a tensor (no branch on its value).
+
+    Backward: the hinge's derivative is the indicator ``H > 0``; summed over negatives it is ``dL/dD_ap`` (the
+    number of active triplets of the pair), over positives ``-dL/dD_an``, both ``(N, N)`` and reduced in the
+    forward pass. ``dD_ab / de_a = (e_a - e_b) / D_ab`` (0 where ``D_ab = 0``, the "safe" square root of
+    :func:`pairwise_distances`), so with ``W = dL/dD``, ``S = W / D + (W / D)^T``:
+    ``dL/dE = rowsum(S) * E - S @ E``. No ``(N, N, N)`` tensor is kept for the backward pass."""
+
+    @staticmethod
+    def forward(ctx, E: torch.Tensor, labels: torch.Tensor, margin: float) -> torch.Tensor:
+        gram = E @ E.T
+        sq = gram.diagonal()
+        dist = (sq[:, None] + sq[None, :]).sub_(gram, alpha=2.0).clamp_min_(0.0).sqrt_()    # (N, N)
+        n = E.shape[0]
+        neg = labels[:, None] != labels[None, :]                          # (N, N) negative pairs
+        big = torch.finfo(dist.dtype).max / 4
+        # D_ap + alpha on positive pairs (same label, a != p), -big elsewhere; D_an on negative pairs, +big elsewhere
+        thresh = (dist + margin).masked_fill_(neg, -big).fill_diagonal_(-big)
+        negd = torch.where(neg, dist, big)
+        hinge = thresh[:, :, None] - negd[:, None, :]                     # (N, N, N)
+        active = hinge > 0                                                # (N, N, N) bool
+        # active triplets per (a, p) minus per (a, n): dL/dD up to the 1 / |T| factor, (N, N)
+        w = active.sum(dim=2, dtype=dist.dtype) - active.sum(dim=1, dtype=dist.dtype)
+        k = neg.sum(dim=1, dtype=dist.dtype)                              # negatives per anchor; positives: N-1-k
+        count = (k * (n - 1 - k)).sum().clamp_min_(1.0)                  # |T|, a tensor: no branch on its value
+        loss = hinge.clamp_min_(0.0).sum() / count
+        ctx.save_for_backward(E, dist, w, count)
+        return loss
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad: torch.Tensor):
+        E, dist, w, count = ctx.saved_tensors
+        w = w * (grad / count)                                            # (N, N): dL/dD per anchor row
+        m = torch.where(dist > 0, w / dist, 0.0)                          # dD/dD^2 chain, 0 at D = 0
+        s = m + m.T
+        return s.sum(dim=1, keepdim=True) * E - s @ E, None, None
+
+
+def _batch_all_sorted(dist: torch.Tensor, pos: torch.Tensor, neg: torch.Tensor, margin: float) -> torch.Tensor:
+    """Sum of the hinge over all valid triplets in ``O(N^2 log N)`` time and ``O(N^2)`` memory.
+
+    For a fixed anchor ``a`` and positive ``p`` the inner sum over negatives is ``sum_n max(0, t - D_an)`` with
+    ``t = D_ap + alpha``, i.e. ``c * t - (sum of the c negative distances below t)``. With each anchor's negative
+    distances sorted once and prefix-summed, ``c`` comes from a binary search and the partial sum from the prefix
+    sums; gradients flow through the sort and the prefix sums exactly as through the direct formula."""
     inf = torch.finfo(dist.dtype).max
     neg_sorted, _ = torch.sort(dist.masked_fill(~neg, inf), dim=1)         # each row: negatives first, ascending
     prefix = torch.cumsum(neg_sorted.masked_fill(neg_sorted == inf, 0.0), dim=1)
@@ -175,8 +243,7 @@ def batch_all_triplet_loss(embeddings: torch.Tensor, labels: torch.Tensor, margi
     thresh = (dist + margin).masked_fill(~pos, -1.0)                      # only positive (a, p) entries matter
     count = torch.searchsorted(neg_sorted.detach().contiguous(), thresh.detach().contiguous())   # D_an < t
     per_pair = count.to(dist.dtype) * thresh - torch.gather(prefix, 1, count)
-    total = torch.where(pos, per_pair, torch.zeros_like(per_pair)).sum()
-    return total / n_triplets.clamp_min(1).to(dist.dtype)
+    return torch.where(pos, per_pair, torch.zeros_like(per_pair)).sum()
 
 
 def _masked_logsumexp_rows(x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
