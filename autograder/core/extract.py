@@ -230,31 +230,28 @@ def extract_cells(nb) -> list[Cell]:
     return cells
 
 
+def _target_names(targets: list[ast.expr]) -> list[str] | None:
+    """The plain names bound by assignment targets, unpacking tuples and lists (None: another kind of target)."""
+    out: list[str] = []
+    for t in targets:
+        if isinstance(t, ast.Name):
+            out.append(t.id)
+        elif isinstance(t, (ast.Tuple, ast.List)):
+            inner = _target_names(t.elts)
+            if inner is None:
+                return None
+            out += inner
+        else:
+            return None
+    return out
+
+
 def _assigned_names(node: ast.stmt) -> list[str] | None:
     """The names a top-level ``x = ...`` / ``a, b = ...`` / ``x: T = ...`` binds (None: not such a statement)."""
-    def names(t):
-        if isinstance(t, ast.Name):
-            return [t.id]
-        if isinstance(t, (ast.Tuple, ast.List)):
-            out = []
-            for e in t.elts:
-                sub = names(e)
-                if sub is None:
-                    return None
-                out += sub
-            return out
-        return None
-
     if isinstance(node, ast.Assign):
-        out = []
-        for t in node.targets:
-            sub = names(t)
-            if sub is None:
-                return None
-            out += sub
-        return out
+        return _target_names(node.targets)
     if isinstance(node, ast.AnnAssign) and node.value is not None:
-        return names(node.target)
+        return _target_names([node.target])
     return None
 
 

@@ -104,17 +104,18 @@ class Store:
         marks = ",".join("?" * len(COLUMNS[table]))
         self.db.executemany(f"INSERT INTO {table} VALUES ({marks})", rows)
 
-    def question_rows(self, keys: set[tuple[str, str]] | None = None) -> list[dict]:
-        """One row per student x question, sorted by student, assignment, question order."""
-        cur = self.db.execute("SELECT student, assignment, question, points, max_points, verdict, message "
-                              "FROM questions ORDER BY student, assignment, position")
+    def _rows(self, sql: str, keys: set[tuple[str, str]] | None) -> list[dict]:
+        cur = self.db.execute(sql)
         names = [d[0] for d in cur.description]
         rows = [dict(zip(names, row)) for row in cur.fetchall()]
         return [r for r in rows if keys is None or (r["student"], r["assignment"]) in keys]
 
+    def question_rows(self, keys: set[tuple[str, str]] | None = None) -> list[dict]:
+        """One row per student x question, sorted by student, assignment, question order."""
+        return self._rows("SELECT student, assignment, question, points, max_points, verdict, message "
+                          "FROM questions ORDER BY student, assignment, position", keys)
+
     def case_rows(self, keys: set[tuple[str, str]] | None = None) -> list[dict]:
-        cur = self.db.execute("SELECT student, assignment, question, name, public, points, max_points, verdict, "
-                              "message FROM cases ORDER BY student, assignment, question, position")
-        names = [d[0] for d in cur.description]
-        rows = [dict(zip(names, row)) for row in cur.fetchall()]
-        return [r for r in rows if keys is None or (r["student"], r["assignment"]) in keys]
+        """One row per student x case, sorted by student, assignment, question, case order."""
+        return self._rows("SELECT student, assignment, question, name, public, points, max_points, verdict, "
+                          "message FROM cases ORDER BY student, assignment, question, position", keys)
