@@ -111,6 +111,8 @@ class Prepared:
     fingerprint: str
     #: the known mistakes' outputs per case, computed once per batch (see :func:`judge.known_mistake`)
     mistakes: dict = field(default_factory=dict)
+    #: the inputs comparisons read per case, built once per batch (see :func:`pipeline.judge_case`)
+    inputs: dict = field(default_factory=dict)
 
     def expected_outputs(self) -> dict[tuple[str, str], dict]:
         """The expected outputs by ``(question, case)`` (what feedback draws beside a student's)."""
@@ -573,7 +575,7 @@ class Session:
                         status = {"status": calls.BAD_OUTPUT, "message": f"the output could not be read: {exc}"}
             results.append(pipeline.judge_case(q, c, status, outputs, prepared.case_files[(q.id, c.name)],
                                                timeout=self.policy.timeout, memory_mb=self.policy.memory_mb,
-                                               mistake_cache=prepared.mistakes))
+                                               mistake_cache=prepared.mistakes, inputs_cache=prepared.inputs))
         return judge.question_result(q, results)
 
     # -- lifetime -------------------------------------------------------------------------------------------------
