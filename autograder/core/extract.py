@@ -102,8 +102,9 @@ class Cell:
     soft: list[int] = field(default_factory=list)
     #: The parsed top-level statements of ``source`` (set by :func:`extract_cells`, reused by :func:`select`).
     body: list[ast.stmt] | None = field(default=None, repr=False, compare=False)
-    #: Their own source texts (see :func:`_statement_sources`; set with ``body``).
+    #: Their own source texts (see :func:`_statement_sources`) and :func:`keep_node` of each (set with ``body``).
     texts: list[str | None] | None = field(default=None, repr=False, compare=False)
+    kept: list[bool] | None = field(default=None, repr=False, compare=False)
 
     def label(self) -> str:
         return f"cell {self.index}" + (f" ({self.grade_id})" if self.grade_id else "")
@@ -220,24 +221,26 @@ def _cache_put(cache: dict, key: str, value) -> None:
 
 def _analyse(src: str) -> tuple:
     """``(cleaned source or None for a non-Python cell magic, parsed top-level statements or None, the names its
-    kept statements define, the parse failure or None, the statements' own source texts)``; the failure is
+    kept statements define, the parse failure or None, the statements' own source texts, :func:`keep_node` of
+    each statement)``; the failure is
     ``("syntax", msg, lineno, text)`` or ``("parse", exception type name)``."""
     found = _CELL_CACHE.get(src)
     if found is not None:
         return found
     cleaned = strip_magics(src)
-    body, defines, error, texts, transient = None, [], None, None, False
+    body, defines, error, texts, kept, transient = None, [], None, None, None, False
     if cleaned is not None:
         try:
             body = parse(cleaned, "<cell>").body
-            defines = _defined_names(ast.Module(body=[n for n in body if keep_node(n)], type_ignores=[]))
+            kept = [keep_node(n) for n in body]
+            defines = _defined_names(ast.Module(body=[n for n, k in zip(body, kept) if k], type_ignores=[]))
             texts = _statement_sources(cleaned, body)
         except SyntaxError as exc:
             error = ("syntax", exc.msg, exc.lineno, exc.text)
         except (ValueError, RecursionError, MemoryError) as exc:
             error = ("parse", type(exc).__name__)
             transient = not isinstance(exc, ValueError)
-    result = (cleaned, body, defines, error, texts)
+    result = (cleaned, body, defines, error, texts, kept)
     if not transient:
         _cache_put(_CELL_CACHE, src, result)
     return result
@@ -251,7 +254,7 @@ def extract_cells(nb) -> list[Cell]:
             continue
         src = cell.get("source", "")
         src = "".join(str(s) for s in src) if isinstance(src, list) else str(src)
-        cleaned, body, defines, error, texts = _analyse(src)
+        cleaned, body, defines, error, texts, kept = _analyse(src)
         if cleaned is None:
             continue
         # metadata written by hand or by another tool may have any shape: only a string grade id is used
@@ -260,7 +263,7 @@ def extract_cells(nb) -> list[Cell]:
         grade_id = nbg.get("grade_id") if isinstance(nbg, dict) else None
         c = Cell(index=i, source=cleaned, grade_id=grade_id if isinstance(grade_id, str) else None)
         if error is None:
-            c.body, c.defines, c.texts = body, list(defines), texts
+            c.body, c.defines, c.texts, c.kept = body, list(defines), texts, kept
         elif error[0] == "syntax":
             _, msg, lineno, text = error
             c.syntax_error = f"SyntaxError in {c.label()} line {lineno}: {msg or 'invalid syntax'}"
@@ -374,6 +377,7 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
     assignments are ``soft``: one that raises is reported for its cell, and the cell's later definitions load."""
     trees: dict[int, list[ast.stmt]] = {}
     texts: dict[int, list[str | None]] = {}
+    kept_at: dict[int, list[bool]] = {}   # keep_node of each statement
     for c in cells:
         if c.syntax_error is not None:
             continue
@@ -381,13 +385,14 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
             trees[c.index] = c.body if c.body is not None else parse(c.source, f"cell_{c.index:03d}.py").body
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        texts[c.index] = c.texts if c.body is not None and c.texts is not None else \
-            _statement_sources(c.source, trees[c.index])
+        analysed = c.body is not None and c.texts is not None and c.kept is not None
+        texts[c.index] = c.texts if analysed else _statement_sources(c.source, trees[c.index])
+        kept_at[c.index] = c.kept if analysed else [keep_node(n) for n in trees[c.index]]
     definitions: dict[str, list[tuple[int, int, ast.stmt]]] = {}
     needed = set(wanted)
     for idx, body in trees.items():
         for j, node in enumerate(body):
-            kept = keep_node(node)
+            kept = kept_at[idx][j]
             if kept or _assigned_names(node):
                 for name in _binds(node):
                     definitions.setdefault(name, []).append((idx, j, node))
@@ -401,7 +406,7 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
             continue
         seen.add(name)
         for idx, j, node in definitions.get(name, []):
-            if not keep_node(node):
+            if not kept_at[idx][j]:
                 extra.add((idx, j))
             now, later = _reads(node, texts[idx][j])
             queue.extend((now | later) - seen)
@@ -409,7 +414,7 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
         body = trees.get(c.index)
         if body is None:
             continue
-        c.keep = [j for j, node in enumerate(body) if keep_node(node) or (c.index, j) in extra]
+        c.keep = [j for j in range(len(body)) if kept_at[c.index][j] or (c.index, j) in extra]
         c.soft = [j for j in c.keep if (c.index, j) in extra]
 
 
