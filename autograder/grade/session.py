@@ -244,10 +244,9 @@ class Session:
         self._server: ForkServer | None = None
         self._server_lock = threading.Lock()
         self.server()  # start it now (from this thread): it dies with the thread that started it
-        # nbformat's import (jsonschema) and matplotlib's (for the class report) take a good part of a second: do
-        # them while the fork server starts, when this process only waits
-        threading.Thread(target=_import_quietly, args=(extract.import_nbformat, "matplotlib.figure",
-                                                       "matplotlib.backends.backend_agg"), daemon=True).start()
+        # nbformat's import (jsonschema) takes a part of a second: do it while the fork server starts, when this
+        # process only waits
+        threading.Thread(target=_import_quietly, args=(extract.import_nbformat,), daemon=True).start()
 
     def _retire(self, server: ForkServer) -> None:
         """Close ``server`` and add its CPU report to :attr:`cpu_s`."""
