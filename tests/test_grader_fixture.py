@@ -112,7 +112,7 @@ def test_class_report_and_store(graded):
     out = graded[1]
     assert not (out / "histogram.png").exists() and not (out / "questions.png").exists()  # embedded
     html = (out / "report.html").read_text()
-    assert f"<h2 id='{A}'>" in html and html.count("data:image/png;base64,") == 2
+    assert f"<h2 id='{A}'>" in html and html.count("<svg ") == 2
     assert "not attempted: <b>1</b>" in html  # counts students (the blank one), not points
     assert f"href='feedback/wrong_values/{A}.html'" in html
     assert "max abs error 1 at index" in html  # the most common message of add_one

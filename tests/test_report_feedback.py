@@ -107,7 +107,11 @@ def test_class_report_grouped_by_assignment_counting_students_with_links(tmp_pat
             "IndexError: boom <span class='who'>(<a href='feedback/cid/A.html'>cid</a>)</span></li>") in page
     assert report.common_messages(rows)[("A", "g")] == ("max abs error 0.5 at index (1, 2)", 2, 3)
     assert "wrong values: <b>2</b>" in page and "error: <b>1</b>" in page and "passed: <b>2</b>" in page
-    assert len(_pngs(page)) == 4  # a histogram and a verdict chart per assignment, embedded
+    # a histogram and a verdict chart per assignment, inline SVG
+    assert page.count("<svg ") == 4 and len(_pngs(page)) == 0
+    assert "aria-label='A: histogram of total points; bars count students'" in page
+    assert "aria-label='B: verdict per question; bars count students'" in page
+    assert "<title>Q2 g: wrong values, 2 students</title>" in page  # the bars say what they count
     colours = {c.upper() for c in re.findall(r"#[0-9A-Fa-f]{6}", " ".join(c for c, _ in report.STYLES.values()))}
     okabe_ito = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"}
     assert colours - okabe_ito <= {"#777777", "#CCCCCC"}  # plus two greys for "nothing to grade"

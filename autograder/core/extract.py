@@ -102,6 +102,9 @@ class Cell:
     soft: list[int] = field(default_factory=list)
     #: The parsed top-level statements of ``source`` (set by :func:`extract_cells`, reused by :func:`select`).
     body: list[ast.stmt] | None = field(default=None, repr=False, compare=False)
+    #: Their own source texts (see :func:`_statement_sources`) and :func:`keep_node` of each (set with ``body``).
+    texts: list[str | None] | None = field(default=None, repr=False, compare=False)
+    kept: list[bool] | None = field(default=None, repr=False, compare=False)
 
     def label(self) -> str:
         return f"cell {self.index}" + (f" ({self.grade_id})" if self.grade_id else "")
@@ -200,6 +203,49 @@ def read_notebook(path: str | Path, root: str | Path | None = None):
     return nb
 
 
+#: What :func:`extract_cells` and :func:`select` derive from a cell's source alone, by source. In a class, most cells
+#: of most notebooks are the release notebook's unchanged (imports, demo code, plots), and a batch grader reads
+#: hundreds of them: each distinct cell is analysed once. Entries are only read (the AST nodes included).
+_CELL_CACHE: dict[str, tuple] = {}
+_READS_CACHE: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+_CACHE_LIMIT = 4096   # entries per cache; both are emptied when full (a class has far fewer distinct cells)
+_CACHE_LOCK = threading.Lock()
+
+
+def _cache_put(cache: dict, key: str, value) -> None:
+    with _CACHE_LOCK:
+        if len(cache) >= _CACHE_LIMIT:
+            cache.clear()
+        cache[key] = value
+
+
+def _analyse(src: str) -> tuple:
+    """``(cleaned source or None for a non-Python cell magic, parsed top-level statements or None, the names its
+    kept statements define, the parse failure or None, the statements' own source texts, :func:`keep_node` of
+    each statement)``; the failure is
+    ``("syntax", msg, lineno, text)`` or ``("parse", exception type name)``."""
+    found = _CELL_CACHE.get(src)
+    if found is not None:
+        return found
+    cleaned = strip_magics(src)
+    body, defines, error, texts, kept, transient = None, [], None, None, None, False
+    if cleaned is not None:
+        try:
+            body = parse(cleaned, "<cell>").body
+            kept = [keep_node(n) for n in body]
+            defines = _defined_names(ast.Module(body=[n for n, k in zip(body, kept) if k], type_ignores=[]))
+            texts = _statement_sources(cleaned, body)
+        except SyntaxError as exc:
+            error = ("syntax", exc.msg, exc.lineno, exc.text)
+        except (ValueError, RecursionError, MemoryError) as exc:
+            error = ("parse", type(exc).__name__)
+            transient = not isinstance(exc, ValueError)
+    result = (cleaned, body, defines, error, texts, kept)
+    if not transient:
+        _cache_put(_CELL_CACHE, src, result)
+    return result
+
+
 def extract_cells(nb) -> list[Cell]:
     """The code cells of a notebook, magics blanked, each checked for syntax errors."""
     cells = []
@@ -208,7 +254,7 @@ def extract_cells(nb) -> list[Cell]:
             continue
         src = cell.get("source", "")
         src = "".join(str(s) for s in src) if isinstance(src, list) else str(src)
-        cleaned = strip_magics(src)
+        cleaned, body, defines, error, texts, kept = _analyse(src)
         if cleaned is None:
             continue
         # metadata written by hand or by another tool may have any shape: only a string grade id is used
@@ -216,16 +262,15 @@ def extract_cells(nb) -> list[Cell]:
         nbg = meta.get("nbgrader") if isinstance(meta, dict) else None
         grade_id = nbg.get("grade_id") if isinstance(nbg, dict) else None
         c = Cell(index=i, source=cleaned, grade_id=grade_id if isinstance(grade_id, str) else None)
-        try:
-            c.body = parse(cleaned, f"cell_{i:03d}.py").body
-            c.defines = _defined_names(ast.Module(body=[n for n in c.body if keep_node(n)], type_ignores=[]))
-        except SyntaxError as exc:
-            msg = exc.msg or "invalid syntax"
-            c.syntax_error = f"{type(exc).__name__} in {c.label()} line {exc.lineno}: {msg}"
-            if exc.text and exc.text.strip():
-                c.syntax_error += f" (`{exc.text.strip()[:80]}`)"
-        except (ValueError, RecursionError, MemoryError) as exc:
-            c.syntax_error = f"{c.label()} could not be parsed: {type(exc).__name__}"
+        if error is None:
+            c.body, c.defines, c.texts, c.kept = body, list(defines), texts, kept
+        elif error[0] == "syntax":
+            _, msg, lineno, text = error
+            c.syntax_error = f"SyntaxError in {c.label()} line {lineno}: {msg or 'invalid syntax'}"
+            if text and text.strip():
+                c.syntax_error += f" (`{text.strip()[:80]}`)"
+        else:
+            c.syntax_error = f"{c.label()} could not be parsed: {error[1]}"
         cells.append(c)
     return cells
 
@@ -270,25 +315,30 @@ def _statement_sources(source: str, body: list[ast.stmt]) -> list[str | None]:
     return out
 
 
-def _reads(node: ast.stmt, source: str | None = None) -> tuple[set[str], set[str]]:
+def _reads(node: ast.stmt, source: str | None = None) -> tuple[frozenset[str], frozenset[str]]:
     """``(when run, when called)``: the global names a top-level statement reads when it runs (an assignment's
     value; a def's decorators and defaults; a class body) and, for the functions it defines, when they are called
     (symtable scopes: a function's own locals and parameters are not globals). ``source``: the statement's own
-    text, if known (see :func:`_statement_sources`); otherwise it is rebuilt from ``node``."""
+    text, if known (see :func:`_statement_sources`); otherwise it is rebuilt from ``node``. Read once per text."""
+    if source is not None:
+        found = _READS_CACHE.get(source)
+        if found is not None:
+            return found
+    table = None
     try:
-        table = None
         if source is not None:
             try:
                 with _PARSE_LOCK:
                     table = symtable.symtable(source, "<kept>", "exec")
             except SyntaxError:  # a cut that is not a statement on its own (a backslash continuation...)
                 table = None
+        cache = table is not None  # the result depends on the text alone (not so when rebuilt from ``node``)
         if table is None:
-            source = ast.unparse(ast.Module(body=[node], type_ignores=[]))
+            text = ast.unparse(ast.Module(body=[node], type_ignores=[]))
             with _PARSE_LOCK:
-                table = symtable.symtable(source, "<kept>", "exec")
+                table = symtable.symtable(text, "<kept>", "exec")
     except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return set(), set()
+        return frozenset(), frozenset()
     now: set[str] = set()
     later: set[str] = set()
 
@@ -301,7 +351,10 @@ def _reads(node: ast.stmt, source: str | None = None) -> tuple[set[str], set[str
             walk(child, called or child.get_type() == "function")
 
     walk(table, False)
-    return now, later
+    found = frozenset(now), frozenset(later)
+    if cache:
+        _cache_put(_READS_CACHE, source, found)
+    return found
 
 
 def _binds(node: ast.stmt) -> list[str]:
@@ -321,6 +374,7 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
     assignments are ``soft``: one that raises is reported for its cell, and the cell's later definitions load."""
     trees: dict[int, list[ast.stmt]] = {}
     texts: dict[int, list[str | None]] = {}
+    kept_at: dict[int, list[bool]] = {}   # keep_node of each statement
     for c in cells:
         if c.syntax_error is not None:
             continue
@@ -328,12 +382,14 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
             trees[c.index] = c.body if c.body is not None else parse(c.source, f"cell_{c.index:03d}.py").body
         except (SyntaxError, ValueError, RecursionError, MemoryError):
             continue
-        texts[c.index] = _statement_sources(c.source, trees[c.index])
+        analysed = c.body is not None and c.texts is not None and c.kept is not None
+        texts[c.index] = c.texts if analysed else _statement_sources(c.source, trees[c.index])
+        kept_at[c.index] = c.kept if analysed else [keep_node(n) for n in trees[c.index]]
     definitions: dict[str, list[tuple[int, int, ast.stmt]]] = {}
     needed = set(wanted)
     for idx, body in trees.items():
         for j, node in enumerate(body):
-            kept = keep_node(node)
+            kept = kept_at[idx][j]
             if kept or _assigned_names(node):
                 for name in _binds(node):
                     definitions.setdefault(name, []).append((idx, j, node))
@@ -347,7 +403,7 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
             continue
         seen.add(name)
         for idx, j, node in definitions.get(name, []):
-            if not keep_node(node):
+            if not kept_at[idx][j]:
                 extra.add((idx, j))
             now, later = _reads(node, texts[idx][j])
             queue.extend((now | later) - seen)
@@ -355,7 +411,7 @@ def select(cells: list[Cell], wanted: set[str] | frozenset[str] = frozenset()) -
         body = trees.get(c.index)
         if body is None:
             continue
-        c.keep = [j for j, node in enumerate(body) if keep_node(node) or (c.index, j) in extra]
+        c.keep = [j for j in range(len(body)) if kept_at[c.index][j] or (c.index, j) in extra]
         c.soft = [j for j in c.keep if (c.index, j) in extra]
 
 

@@ -112,8 +112,12 @@ def judge_case(question: Question, case: Case, status: Mapping[str, Any],
                outputs: Mapping[str, torch.Tensor] | None, expected: Mapping[str, torch.Tensor],
                inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None, *,
                timeout: float | None = None, memory_mb: int | None = None,
-               mistake_cache: dict | None = None) -> V.CaseResult:
-    """The :class:`~autograder.core.verdicts.CaseResult` of one case (``mistake_cache``: see :func:`known_mistake`)."""
+               mistake_cache: dict | None = None,
+               compare_inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None) -> V.CaseResult:
+    """The :class:`~autograder.core.verdicts.CaseResult` of one case (``mistake_cache``: see :func:`known_mistake`).
+
+    ``compare_inputs``: the inputs the comparison reads, if not ``inputs`` (comparisons only read them, so they may
+    be built once and shared; a known mistake is called on fresh ``inputs``, as a student's function is)."""
     max_points = case_points(question, case.name)
     credit = 0.0
     side_effects = status.get("side_effects") if status.get("status") == calls.OK else None
@@ -122,7 +126,8 @@ def judge_case(question: Question, case: Case, status: Mapping[str, Any],
         verdict, message = V.MODIFIED_INPUT, f"changed an argument it must leave alone: {side_effects[0]}{more}"
     elif status.get("status") == calls.OK and outputs is not None:
         try:
-            verdict, message, credit = question.compare.compare(expected, outputs, inputs)
+            verdict, message, credit = question.compare.compare(
+                expected, outputs, inputs if compare_inputs is None else compare_inputs)
         except Exception as exc:  # noqa: BLE001 - never let one odd output stop grading
             verdict, message = V.ERROR, f"the output could not be compared: {type(exc).__name__}: {exc}"
         if verdict == V.WRONG_VALUES:

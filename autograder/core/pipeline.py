@@ -61,13 +61,23 @@ def call_case(fn: Callable, how: CallSpec | Question, case_file: casefile.CaseFi
 
 def judge_case(question: Question, case: Case, status: Mapping[str, Any], outputs: Mapping[str, torch.Tensor] | None,
                case_file: casefile.CaseFile, *, timeout: float | None = None, memory_mb: int | None = None,
-               mistake_cache: dict | None = None) -> V.CaseResult:
+               mistake_cache: dict | None = None, inputs_cache: dict | None = None) -> V.CaseResult:
     """The verdict, message and points of one call's outcome against the case file's expected outputs (inputs are
     rebuilt from the case file only if the comparison or a known mistake needs them; ``mistake_cache``: see
-    :func:`autograder.core.judge.known_mistake`)."""
+    :func:`autograder.core.judge.known_mistake`). ``inputs_cache`` (one dict per set of case files, like
+    ``mistake_cache``): the inputs a comparison reads (a property check's model...) are built once per case and
+    shared by the calls given the same dict; comparisons only read them. Known mistakes always get fresh ones."""
+    compare_inputs = None
+    if inputs_cache is not None:
+        def compare_inputs() -> Mapping[str, Any]:
+            key = (question.id, case.name)
+            args = inputs_cache.get(key)
+            if args is None:
+                inputs_cache[key] = args = casefile.build_args(case_file)
+            return args
     return judge.judge_case(question, case, status, outputs, case_file.expected,
                             lambda: casefile.build_args(case_file), timeout=timeout, memory_mb=memory_mb,
-                            mistake_cache=mistake_cache)
+                            mistake_cache=mistake_cache, compare_inputs=compare_inputs)
 
 
 def grade_case(fn: Callable, question: Question, case: Case, case_file: casefile.CaseFile) -> V.CaseResult:

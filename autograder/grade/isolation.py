@@ -61,13 +61,22 @@ _DESCRIPTION = {
 }
 
 
+_LIBC: list = []
+
+
 def _libc():
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-    except OSError:
-        return None
+    """The C library (None off Linux), loaded once per process and inherited by forked children: finding it
+    (``ctypes.util.find_library``) runs ``ldconfig -p`` in a subprocess, which per call cost more CPU than the call
+    it served (the supervisor and the worker called it about ten times per submission)."""
+    if not _LIBC:
+        libc = None
+        if sys.platform.startswith("linux"):
+            try:
+                libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+            except OSError:
+                libc = None
+        _LIBC.append(libc)
+    return _LIBC[0]
 
 
 def _check(ret: int, what: str) -> None:

@@ -1,12 +1,11 @@
-"""The class report: ``report.html``, one self-contained page (figures embedded as PNG data URIs) grouped by
+"""The class report: ``report.html``, one self-contained page (charts as inline SVG) grouped by
 assignment: the totals' histogram, the verdicts per question (counting students), per question the most common
 message, and the students with their totals and links to their feedback pages (``feedback/<student>/<a>.html``).
 Also the plain-text summary printed by the CLI."""
 from __future__ import annotations
 
-import base64
 import html
-import io
+import math
 import re
 import statistics
 from collections import Counter, defaultdict
@@ -29,7 +28,7 @@ STYLE = """body{font-family:system-ui,sans-serif;max-width:80rem;margin:2rem aut
 line-height:1.4}table{border-collapse:collapse;margin:.5rem 0 1rem}td,th{border:1px solid #ccc;padding:.25rem .5rem;
 text-align:left;vertical-align:top}th{background:#f4f4f4}td.num{text-align:right;white-space:nowrap}
 h2{margin-top:2.5rem;border-bottom:2px solid #0072B2}h3{margin-top:1.5rem}.figs{display:flex;flex-wrap:wrap;gap:1rem;
-align-items:flex-start}.figs img{max-width:100%;border:1px solid #ddd}.muted{color:#666}.note{color:#444;
+align-items:flex-start}.figs svg{max-width:100%;height:auto;border:1px solid #ddd}.muted{color:#666}.note{color:#444;
 max-width:60rem}.key{display:inline-block;width:.85rem;height:.85rem;vertical-align:-.1rem;border:1px solid #666;
 margin-right:.2rem}.counts span.c{display:block;white-space:nowrap}ul.msgs{margin:0;padding-left:1rem}
 .who{font-size:.9em}td.pts{text-align:right;white-space:nowrap}
@@ -123,65 +122,132 @@ def common_messages(rows: list[dict], top: int = 1) -> dict:
     return out
 
 
-def _png(fig) -> bytes:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+# -- charts: inline SVG written here (drawing them with matplotlib cost the grader about a second per batch) --------
+
+def _num(x: float) -> str:
+    return f"{x:.1f}".rstrip("0").rstrip(".")
 
 
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+def _ticks(lo: float, hi: float, most: int = 8, integer: bool = False) -> list[float]:
+    """Round tick values covering [lo, hi]: steps of 1, 2 or 5 times a power of ten, at most ``most`` + 1 ticks."""
+    span = max(hi - lo, 1e-9)
+    mag = 10 ** math.floor(math.log10(span / most))
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if span / (m * mag) <= most)
+    if integer:
+        step = max(1, round(step)) if step >= 1 else 1
+    first = math.ceil(lo / step - 1e-9) * step
+    return [first + i * step for i in range(int((hi - first) / step + 1e-9) + 1)]
 
 
-def _histogram(a: str, scores: dict[str, float], top: float) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def _svg(width: int, height: int, label: str, body: list[str], defs: str = "") -> str:
+    return (f"<svg xmlns='http://www.w3.org/2000/svg' width='{width}' height='{height}' viewBox='0 0 {width} "
+            f"{height}' role='img' aria-label='{_e(label)}' font-family='sans-serif' font-size='11'>"
+            f"<title>{_e(label)}</title>{defs}<rect width='{width}' height='{height}' fill='#fff'/>"
+            + "".join(body) + "</svg>")
 
-    fig = Figure(figsize=(4.2, 2.9), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+
+def _text(x: float, y: float, text: str, anchor: str = "middle", size: int | None = None, extra: str = "") -> str:
+    font = f" font-size='{size}'" if size else ""
+    return f"<text x='{_num(x)}' y='{_num(y)}' text-anchor='{anchor}'{font}{extra}>{_e(text)}</text>"
+
+
+def _histogram(a: str, scores: dict[str, float], top: float) -> str:
+    """The totals of an assignment's students as a histogram (bins of half a point up to 20 points), with the
+    mean as a dashed line."""
+    width, height, left, right, up, down = 420, 290, 46, 12, 26, 40
     top = top or 1.0
     step = 0.5 if top <= 20 else top / 40
     edges = [-step / 2 + i * step for i in range(int(top / step) + 2)]
     vals = list(scores.values())
-    ax.hist(vals, bins=edges, color=HIST_COLOR, edgecolor="white")
+    counts = [0] * (len(edges) - 1)
+    for v in vals:  # numpy's bins: [e_i, e_i+1), the last one closed
+        for i in range(len(counts)):
+            if edges[i] <= v < edges[i + 1] or (i == len(counts) - 1 and v == edges[-1]):
+                counts[i] += 1
+                break
+    ymax = max(max(counts, default=0), 1)
+    yticks = _ticks(0, ymax, 6, integer=True)
+    ymax = max(ymax, yticks[-1])
+    pw, ph = width - left - right, height - up - down
+    sx = lambda x: left + (x - edges[0]) / (edges[-1] - edges[0]) * pw  # noqa: E731
+    sy = lambda y: up + ph - y / ymax * ph  # noqa: E731
+    body = [_text(width / 2, 16, f"totals of {len(vals)} students (out of {_fmt(top)} points)", size=12)]
+    for t in yticks:
+        body.append(f"<line x1='{left}' x2='{left + pw}' y1='{_num(sy(t))}' y2='{_num(sy(t))}' stroke='#eee'/>")
+        body.append(_text(left - 5, sy(t) + 4, f"{t:g}", "end"))
+    for i, c in enumerate(counts):
+        if c:
+            x0, x1 = sx(edges[i]), sx(edges[i + 1])
+            body.append(f"<rect x='{_num(x0)}' y='{_num(sy(c))}' width='{_num(x1 - x0)}' "
+                        f"height='{_num(sy(0) - sy(c))}' fill='{HIST_COLOR}' stroke='#fff'><title>{c} student{'s' * (c != 1)} with "
+                        f"{_fmt(edges[i] + step / 2)}</title></rect>")
+    for t in _ticks(0, top, 8):
+        body.append(f"<line x1='{_num(sx(t))}' x2='{_num(sx(t))}' y1='{up + ph}' y2='{up + ph + 4}' stroke='#333'/>")
+        body.append(_text(sx(t), up + ph + 15, _fmt(t)))
+    body.append(f"<rect x='{left}' y='{up}' width='{pw}' height='{ph}' fill='none' stroke='#333'/>")
     mean = statistics.mean(vals)
-    ax.axvline(mean, color="#000000", linestyle="--", linewidth=1, label=f"mean {mean:.2f}")
-    ax.set_xlim(edges[0], edges[-1])
-    ax.yaxis.get_major_locator().set_params(integer=True)
-    ax.set_title(f"totals of {len(vals)} students (out of {_fmt(top)} points)", fontsize=9)
-    ax.set_xlabel("total points")
-    ax.set_ylabel("number of students")
-    ax.legend(fontsize=8, frameon=False, loc="upper left")
-    fig.tight_layout()
-    return _png(fig)
+    body.append(f"<line x1='{_num(sx(mean))}' x2='{_num(sx(mean))}' y1='{up}' y2='{up + ph}' stroke='#000' "
+                "stroke-dasharray='4 3'/>")
+    body.append(f"<line x1='{left + 8}' x2='{left + 28}' y1='{up + 12}' y2='{up + 12}' stroke='#000' "
+                "stroke-dasharray='4 3'/>")
+    body.append(_text(left + 33, up + 16, f"mean {mean:.2f}", "start", 10))
+    body.append(_text(left + pw / 2, height - 6, "total points"))
+    body.append(_text(12, up + ph / 2, "number of students", extra=f" transform='rotate(-90 12 {_num(up + ph / 2)})'"))
+    return _svg(width, height, f"{a}: histogram of total points; bars count students", body)
 
 
-def _verdict_chart(order: list[str], counts: dict[str, Counter], n_students: int) -> bytes:
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
+def _pattern_id(verdict: str) -> str:
+    return "h-" + re.sub(r"[^a-z0-9]+", "-", verdict.lower())
 
-    fig = Figure(figsize=(7.4, 0.3 * len(order) + 1.4), dpi=100)
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot(1, 1, 1)
+
+def _verdict_chart(a: str, order: list[str], counts: dict[str, Counter], n_students: int) -> str:
+    """One horizontal bar per question, split by how many students got each verdict on it."""
     labels = [f"Q{i + 1} {q}" for i, q in enumerate(order)]
-    left = [0] * len(order)
-    for verdict in V.VERDICTS:
-        widths = [counts[q][verdict] for q in order]
-        if any(widths):
-            colour, hatch = STYLES[verdict]
-            ax.barh(labels, widths, left=left, color=colour, hatch=hatch or None,
-                    edgecolor="white", linewidth=0.6, label=verdict)
-            left = [a + b for a, b in zip(left, widths)]
-    ax.invert_yaxis()
-    ax.set_xlim(0, max(n_students, 1))
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.tick_params(axis="y", labelsize=8)
-    ax.set_xlabel("number of students (one verdict per student and question)")
-    ax.set_title("verdict per question", fontsize=9)
-    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    fig.tight_layout()
-    return _png(fig)
+    used = [v for v in V.VERDICTS if any(counts[q][v] for q in order)]
+    left = 16 + 6 * max((len(t) for t in labels), default=4)
+    legend_w = 24 + 6 * max((len(v) for v in used), default=4)
+    bar, gap, up, down = 18, 8, 28, 44
+    pw = max(200, 740 - left - legend_w - 16)
+    width = left + pw + legend_w + 16
+    height = max(up + len(order) * (bar + gap) + down, up + 16 * len(used) + 10)
+    total = max(n_students, 1)
+    sx = lambda x: left + x / total * pw  # noqa: E731
+    defs = []
+    for v in used:
+        colour, hatch = STYLES[v]
+        if hatch:
+            lines = "<path d='M0,6 L6,0' stroke='#fff' stroke-width='1.2'/>"
+            if hatch == "xx":
+                lines += "<path d='M0,0 L6,6' stroke='#fff' stroke-width='1.2'/>"
+            defs.append(f"<pattern id='{_pattern_id(v)}' width='6' height='6' patternUnits='userSpaceOnUse'>"
+                        f"<rect width='6' height='6' fill='{colour}'/>{lines}</pattern>")
+    fill = {v: (f"url(#{_pattern_id(v)})" if STYLES[v][1] else STYLES[v][0]) for v in used}
+    body = [_text(left + pw / 2, 16, "verdict per question", size=12)]
+    for t in _ticks(0, total, 8, integer=True):
+        body.append(f"<line x1='{_num(sx(t))}' x2='{_num(sx(t))}' y1='{up - 4}' "
+                    f"y2='{up + len(order) * (bar + gap)}' stroke='#eee'/>")
+        body.append(_text(sx(t), up + len(order) * (bar + gap) + 14, f"{t:g}"))
+    for i, (q, label) in enumerate(zip(order, labels)):
+        y = up + i * (bar + gap) + gap / 2
+        body.append(_text(left - 6, y + bar / 2 + 4, label, "end"))
+        x = 0
+        for v in used:
+            c = counts[q][v]
+            if c:
+                body.append(f"<rect x='{_num(sx(x))}' y='{_num(y)}' width='{_num(sx(x + c) - sx(x))}' height='{bar}' "
+                            f"fill='{fill[v]}' stroke='#fff' stroke-width='0.6'><title>{_e(label)}: {_e(v)}, {c} "
+                            f"student{'s' * (c != 1)}</title></rect>")
+                x += c
+    body.append(_text(left + pw / 2, up + len(order) * (bar + gap) + 32,
+                      "number of students (one verdict per student and question)"))
+    lx = left + pw + 16
+    for j, v in enumerate(used):
+        y = up + j * 16
+        body.append(f"<rect x='{lx}' y='{y}' width='12' height='12' fill='{fill[v]}' stroke='#666' "
+                    "stroke-width='0.5'/>")
+        body.append(_text(lx + 17, y + 10, v, "start", 10))
+    return _svg(width, height, f"{a}: verdict per question; bars count students", body,
+                f"<defs>{''.join(defs)}</defs>" if defs else "")
 
 
 def _feedback_link(student: str, assignment: str) -> str:
@@ -208,11 +274,7 @@ def _assignment_html(a: str, rows: list[dict]) -> list[str]:
              f"<b>{statistics.mean(vals):.2f}</b> (standard deviation {statistics.pstdev(vals):.2f}), median "
              f"{_fmt(statistics.median(vals))}, lowest {_fmt(min(vals))},"
              f" highest {_fmt(max(vals))}; {sum(v >= top - 1e-9 for v in vals)} with full marks.</p>",
-             "<div class='figs'>"
-             f"<img src='{_data_uri(_histogram(a, scores, top))}' alt='{_e(a)}: histogram of total points; bars "
-             "count students'>"
-             f"<img src='{_data_uri(_verdict_chart(order, counts, n))}' alt='{_e(a)}: verdict per question; bars "
-             "count students'></div>",
+             f"<div class='figs'>{_histogram(a, scores, top)}{_verdict_chart(a, order, counts, n)}</div>",
              "<p class='note'>Left: how many students reached each total. Right: one bar per question, split by "
              "how many <b>students</b> got each verdict on it (a student with partial credit counts under the "
              "verdict of their first failing case).</p>",

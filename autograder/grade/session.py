@@ -111,6 +111,8 @@ class Prepared:
     fingerprint: str
     #: the known mistakes' outputs per case, computed once per batch (see :func:`judge.known_mistake`)
     mistakes: dict = field(default_factory=dict)
+    #: the inputs comparisons read per case, built once per batch (see :func:`pipeline.judge_case`)
+    inputs: dict = field(default_factory=dict)
 
     def expected_outputs(self) -> dict[tuple[str, str], dict]:
         """The expected outputs by ``(question, case)`` (what feedback draws beside a student's)."""
@@ -242,10 +244,9 @@ class Session:
         self._server: ForkServer | None = None
         self._server_lock = threading.Lock()
         self.server()  # start it now (from this thread): it dies with the thread that started it
-        # nbformat's import (jsonschema) and matplotlib's (for the class report) take a good part of a second: do
-        # them while the fork server starts, when this process only waits
-        threading.Thread(target=_import_quietly, args=(extract.import_nbformat, "matplotlib.figure",
-                                                       "matplotlib.backends.backend_agg"), daemon=True).start()
+        # nbformat's import (jsonschema) takes a part of a second: do it while the fork server starts, when this
+        # process only waits
+        threading.Thread(target=_import_quietly, args=(extract.import_nbformat,), daemon=True).start()
 
     def _retire(self, server: ForkServer) -> None:
         """Close ``server`` and add its CPU report to :attr:`cpu_s`."""
@@ -573,7 +574,7 @@ class Session:
                         status = {"status": calls.BAD_OUTPUT, "message": f"the output could not be read: {exc}"}
             results.append(pipeline.judge_case(q, c, status, outputs, prepared.case_files[(q.id, c.name)],
                                                timeout=self.policy.timeout, memory_mb=self.policy.memory_mb,
-                                               mistake_cache=prepared.mistakes))
+                                               mistake_cache=prepared.mistakes, inputs_cache=prepared.inputs))
         return judge.question_result(q, results)
 
     # -- lifetime -------------------------------------------------------------------------------------------------
