@@ -90,12 +90,15 @@ class Harness:
                 codes.extend(c for c in code.co_consts if isinstance(c, CodeType))
         return seen
 
-    def grade_notebook(self, replaced: Mapping[str, Callable]) -> dict[str, V.Result]:
-        """Every question of the notebook with ``replaced`` swapped in. A question whose function cannot reach a
-        replaced name is exactly the reference's and gets its (cached) result; every other one is graded."""
+    def grade_notebook(self, replaced: Mapping[str, Callable], skip: set[str] = frozenset()) -> dict[str, V.Result]:
+        """Every question (but ``skip``) of the notebook with ``replaced`` swapped in. A question whose function
+        cannot reach a replaced name is exactly the reference's and gets its (cached) result; every other one is
+        graded."""
         ns = self.notebook(replaced)
         out = {}
         for q in self.entry.assignment.questions:
+            if q.id in skip:
+                continue
             fn = ns[q.id]
             if q.id in replaced or set(replaced) & self.reachable_names(fn, ns):
                 out[q.id] = self.grade_question(q.id, fn)
@@ -150,13 +153,11 @@ class Harness:
         res = self.graded(qid, "wrong", name)
         assert res.points < q.points, f"{name} got full marks on {qid}"
         assert all(c.verdict != V.NOT_ATTEMPTED for c in res.cases if not c.passed)
-        notebook = self.grade_notebook({qid: self.mutants.WRONG[qid][name]})
-        assert notebook[qid].points == res.points
-        for other in self.entry.assignment.questions:
-            if other.id != qid and qid not in other.calls:
-                lost = [(c.case, c.verdict, c.message) for c in notebook[other.id].cases if not c.passed]
-                assert notebook[other.id].points == other.points, (
-                    f"the wrong {qid} ({name}) also costs {other.id}: {lost}")
+        callers = {other.id for other in self.entry.assignment.questions if qid in other.calls}
+        notebook = self.grade_notebook({qid: self.mutants.WRONG[qid][name]}, skip={qid, *callers})
+        for other, result in notebook.items():
+            lost = [(c.case, c.verdict, c.message) for c in result.cases if not c.passed]
+            assert result.points == result.max_points, f"the wrong {qid} ({name}) also costs {other}: {lost}"
 
     def check_correct_variant(self, qid: str, name: str) -> None:
         res = self.graded(qid, "correct", name)
