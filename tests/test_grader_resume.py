@@ -2,10 +2,7 @@
 duplicate rows, and grades.csv is the same as an uninterrupted run's. A changed notebook is regraded."""
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
 import time
 
 import pytest
@@ -16,27 +13,6 @@ from tests.fixtures.fixture_assignment import students
 
 A = students.ASSIGNMENT
 N = 8
-
-
-def _grader(submitted, out):
-    env = {**os.environ, "PYTHONPATH": str(students.REPO)}
-    cmd = [sys.executable, "-m", "autograder", "--questions", str(students.QUESTIONS), "grade", str(submitted),
-           "--out", str(out), "--workers", "1", "--timeout", "10", "--no-progress"]
-    return subprocess.Popen(cmd, cwd=students.REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
-def _stored(db_path) -> dict[str, float]:
-    if not db_path.exists():
-        return {}
-    try:
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            return dict(db.execute("SELECT student, graded_at FROM submissions").fetchall())
-        finally:
-            db.close()
-    except sqlite3.OperationalError:
-        return {}
 
 
 @pytest.mark.slow
@@ -52,23 +28,23 @@ def test_sigkill_then_resume(tmp_path):
     grade_folder(submitted, reference, workers=2, timeout=10, progress=False, log=lambda s: None)
 
     out = tmp_path / "out"
-    proc = _grader(submitted, out)
+    proc = students.start_grader(submitted, out)
     deadline = time.monotonic() + 240
-    while len(_stored(out / "grades.sqlite")) < 2:
+    while len(students.graded_at(out / "grades.sqlite")) < 2:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the grader made no progress"
         time.sleep(0.05)
     proc.kill()  # SIGKILL, mid-batch
     proc.communicate()
-    before = _stored(out / "grades.sqlite")
+    before = students.graded_at(out / "grades.sqlite")
     assert 2 <= len(before) < N, "kill the grader before it finishes"
 
-    proc = _grader(submitted, out)
+    proc = students.start_grader(submitted, out)
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert f"resuming: {len(before)} submission(s) already graded" in stdout
     assert f"graded {N - len(before)}, reused {len(before)}" in stdout
-    after = _stored(out / "grades.sqlite")
+    after = students.graded_at(out / "grades.sqlite")
     assert len(after) == N
     assert all(after[s] == t for s, t in before.items()), "finished work was regraded"
     db = sqlite3.connect(out / "grades.sqlite")
@@ -77,7 +53,7 @@ def test_sigkill_then_resume(tmp_path):
     assert (out / "grades.csv").read_text() == (reference / "grades.csv").read_text()
 
     students.write_submission(submitted, "correct", students.VARIANTS["wrong_values"])  # a changed notebook
-    proc = _grader(submitted, out)
+    proc = students.start_grader(submitted, out)
     stdout, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0 and f"graded 1, reused {N - 1}" in stdout
     assert "correct,fixture_assignment,add_one,0,1,wrong values" in (out / "grades.csv").read_text()

@@ -4,11 +4,8 @@ mid-run is refused by ``merge`` until rerun, and the rerun resumes and loses not
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -35,27 +32,6 @@ def _quiet(_: str) -> None:
 
 def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
-
-
-def _grader(submitted: Path, out: Path, *extra: str) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(students.REPO)}
-    cmd = [sys.executable, "-m", "autograder", "--questions", str(students.QUESTIONS), "grade", str(submitted),
-           "--out", str(out), "--workers", "1", "--timeout", "10", "--no-progress", *extra]
-    return subprocess.Popen(cmd, cwd=students.REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-
-
-def _stored(db_path: Path) -> dict[str, float]:
-    if not db_path.exists():
-        return {}
-    try:
-        db = sqlite3.connect(f"file:{db_path}?mode=ro", uri=True, timeout=5)
-        try:
-            return dict(db.execute("SELECT student, graded_at FROM submissions").fetchall())
-        finally:
-            db.close()
-    except sqlite3.OperationalError:
-        return {}
 
 
 @pytest.fixture(scope="module")
@@ -141,27 +117,28 @@ def test_a_shard_killed_and_rerun_loses_nothing(graded, tmp_path):
     k = max(range(N), key=lambda i: summaries[i].total)  # the biggest shard (7 students)
     total = summaries[k].total
     out = tmp_path / f"shard{k}"
-    proc = _grader(submitted, out, "--shard", f"{k}/{N}")  # its own process: the hash must agree across processes
+    # its own process: the hash must agree across processes
+    proc = students.start_grader(submitted, out, "--shard", f"{k}/{N}")
     deadline = time.monotonic() + 240
-    while len(_stored(out / "grades.sqlite")) < 2:
+    while len(students.graded_at(out / "grades.sqlite")) < 2:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the grader made no progress"
         time.sleep(0.05)
     proc.kill()  # SIGKILL, mid-shard
     proc.communicate()
-    before = _stored(out / "grades.sqlite")
+    before = students.graded_at(out / "grades.sqlite")
     assert 2 <= len(before) < total, "kill the shard before it finishes"
 
     inputs = [out if i == k else shards[i] for i in range(N)]
     with pytest.raises(BatchError, match=f"shard {k}/{N} did not finish .* rerun the same grade command"):
         merge(inputs, tmp_path / "early")
 
-    proc = _grader(submitted, out, "--shard", f"{k}/{N}")
+    proc = students.start_grader(submitted, out, "--shard", f"{k}/{N}")
     stdout, stderr = proc.communicate(timeout=300)
     assert proc.returncode == 0, stderr
     assert f"resuming: {len(before)} submission(s) already graded" in stdout
     assert f"graded {total - len(before)}, reused {len(before)}" in stdout
-    after = _stored(out / "grades.sqlite")
+    after = students.graded_at(out / "grades.sqlite")
     assert len(after) == total and all(after[s] == t for s, t in before.items()), "finished work was regraded"
     assert (out / "grades.csv").read_bytes() == (shards[k] / "grades.csv").read_bytes()
 
