@@ -1,7 +1,9 @@
 """The student bundle works for a student: every command of its README, run as written in a fresh virtual
 environment made inside the bundle, works offline; nothing it installs solves the assignments; it leaks nothing.
 
-Slow (a real ``pip install`` of the pinned torch pair, about a minute): it is what a student does first.
+Slow (a real ``pip install`` of the pinned torch pair, about a minute): it is what a student does first. The
+venv takes about 6 GB (torch's CUDA build with its NVIDIA libraries and triton); the test says so up front when the
+disk cannot hold it instead of failing deep inside pip.
 """
 from __future__ import annotations
 
@@ -16,6 +18,9 @@ from autograder.core import registry
 from autograder.course.release import INSTRUCTOR_ONLY_PACKAGES, build_student_bundle, leak_check
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Free space the fresh venv needs: ~6.1 GB installed, measured, plus pip's unpacked wheels.
+VENV_NEEDS_BYTES = 8 * 10**9
 
 
 def readme_commands(readme: str) -> list[str]:
@@ -40,6 +45,11 @@ def test_bundle_readme_and_install_files_are_the_students(tmp_path):
 
 @pytest.mark.slow
 def test_every_readme_command_works_in_a_fresh_venv(tmp_path):
+    free = shutil.disk_usage(tmp_path).free
+    if free < VENV_NEEDS_BYTES:
+        pytest.fail(f"not enough disk for a fresh venv: {free / 1e9:.1f} GB free under {tmp_path}, "
+                    f"{VENV_NEEDS_BYTES / 1e9:.0f} GB needed; free some space (old clones, venvs) or point "
+                    "pytest's --basetemp at a bigger disk", pytrace=False)
     bundle = build_student_bundle(ROOT, tmp_path / "student")
     setup, lab, validate = readme_commands((bundle / "README.md").read_text())
     try:
