@@ -20,6 +20,8 @@ from autograder.core import registry
 COMMANDS: dict[str, tuple[str, Callable]] = {}
 #: Former command names still accepted: old name -> command.
 ALIASES = {"references": "cases"}
+#: Commands after which the process may skip the interpreter's teardown (see :data:`fast_exit`).
+FAST_EXIT_COMMANDS = {"grade", "merge"}
 
 
 def command(name: str, help: str):
@@ -245,7 +247,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: Set by :func:`main` when the command that ran asks the process to end without the interpreter's teardown
+#: (``python -m autograder`` then calls ``os._exit``): batch commands that close everything they open.
+fast_exit = False
+
+
 def main(argv: list[str] | None = None) -> int:
+    global fast_exit
     argv = list(sys.argv[1:] if argv is None else argv)
     passthrough = argv[argv.index("--") + 1:] if "--" in argv else []
     argv = argv[:argv.index("--")] if "--" in argv else argv
@@ -257,4 +265,6 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as exc:  # noqa: BLE001
             print(f"error: cannot load question file {path}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 2
-    return int(args.run(args) or 0)
+    code = int(args.run(args) or 0)
+    fast_exit = args.command in FAST_EXIT_COMMANDS
+    return code

@@ -23,7 +23,8 @@ EXPECTED = {
     "correct": {},
     "wrong_values": {"add_one": (0.0, "wrong values", "max abs error 1 at index")},
     "wrong_shape": {"saliency_like": (0.0, "wrong shape", "expected shape (2, 16, 16), got (2, 3, 16, 16)")},
-    "exception": {"softmax_rows": (0.0, "error", "IndexError: Dimension out of range")},
+    # the line text comes from the worker's line cache (the grader writes no file per cell)
+    "exception": {"softmax_rows": (0.0, "error", "line 2: `return x.softmax(dim=7)`")},
     "naive_softmax": {"softmax_rows": (1.0, "non-finite", "values are NaN")},
     "wrong_dtype": {"add_one": (0.0, "wrong dtype", "expected a float tensor")},
     "not_inplace": {"scale_inplace_": (0.0, "wrong values", "values differ")},

@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -599,3 +600,51 @@ def test_worker_sees_an_allow_list_and_students_cannot_collude(tmp_path, probe_s
         assert not any(Path(p, token).exists() for p in ["/run/lock", "/tmp", "/var/tmp", "/dev/shm"])
     finally:
         shutil.rmtree(backup, ignore_errors=True)
+
+
+#: Halves of a value put in the grader's environment: a worker must not find them side by side in its memory.
+SECRET_HEAD, SECRET_TAIL = "kit-test-secret-", "7f3e9c1d5a"
+#: ``add_one`` adds the number of times the secret appears in the worker's writable memory (its own copy of the
+#: fork server's, the stack with the environment block included): 0 is a correct answer. The secret is never
+#: spelled out whole in the notebook.
+READS_ENVIRONMENT = students._add_one(f"""
+import ctypes
+head, tail, found = {SECRET_HEAD.encode()!r}, {SECRET_TAIL.encode()!r}, 0
+with open("/proc/self/maps") as f:
+    maps = [line.split() for line in f]
+for m in maps:
+    if not m[1].startswith("rw"):
+        continue
+    lo, hi = (int(v, 16) for v in m[0].split("-"))
+    data = ctypes.string_at(lo, hi - lo)
+    i = data.find(head)
+    while i != -1:
+        found += data[i + len(head):i + len(head) + len(tail)] == tail
+        i = data.find(head, i + 1)
+x = x + found""")
+
+
+@pytest.mark.parametrize("how", ["command line", "grade_folder"])
+def test_no_worker_finds_the_graders_environment_in_its_memory(how, tmp_path, monkeypatch):
+    """An instructor's environment may hold secrets. The command-line grader forks its fork server from itself
+    (the server overwrites the environment it inherited); ``grade_folder`` execs it with the policy's
+    environment. Either way a worker that scans its memory finds nothing."""
+    root = tmp_path / "submitted"
+    students.write_class(root, {"scanner": READS_ENVIRONMENT})
+    out = tmp_path / "out"
+    secret = SECRET_HEAD + SECRET_TAIL
+    if how == "command line":
+        env = {**os.environ, "PYTHONPATH": str(students.REPO), "AUTOGRADER_TEST_SECRET": secret}
+        done = subprocess.run([sys.executable, "-m", "autograder", "--questions", str(students.QUESTIONS), "grade",
+                               str(root), "--out", str(out), "--workers", "1", "--timeout", "20", "--no-progress"],
+                              cwd=students.REPO, env=env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads((out / "stats.json").read_text())["fork_servers"] == ["forked"]
+    else:
+        monkeypatch.setenv("AUTOGRADER_TEST_SECRET", secret)
+        registry.register(students.QUESTIONS)
+        grade_folder(root, out, assignment=A, workers=1, timeout=20, progress=False, log=lambda s: None)
+        assert json.loads((out / "stats.json").read_text())["fork_servers"] == ["exec"]
+    with open(out / "grades.csv", newline="") as f:
+        add_one = next(r for r in csv.DictReader(f) if r["question"] == "add_one")
+    assert (add_one["verdict"], add_one["message"]) == ("passed", "all 2 cases passed"), add_one

@@ -184,18 +184,29 @@ def import_nbformat():
 
 
 def read_notebook(path: str | Path, root: str | Path | None = None):
-    """Read a notebook with nbformat (see :func:`read_submission` for what is refused); raise
-    :class:`NotebookError` with a short reason on failure."""
-    nbformat = import_nbformat()
+    """Read a notebook (see :func:`read_submission` for what is refused); raise :class:`NotebookError` with a short
+    reason on failure.
 
+    A version-4 notebook is the parsed JSON as it is: :func:`extract_cells` reads any shape of cell defensively, and
+    nbformat's schema validation (which only logs) and its conversion to attribute dicts were the largest part of
+    the grader's CPU per submission. Older versions are converted with nbformat."""
     try:
         text = read_submission(path, root).decode("utf-8")
     except UnicodeDecodeError as exc:
         raise NotebookError(str(exc)) from None
     try:
-        nb = nbformat.reads(text, as_version=4)
+        raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise NotebookError(f"not valid JSON ({exc.msg} at line {exc.lineno})") from None
+        raise NotebookError(f"not a Jupyter notebook: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    except RecursionError:
+        raise NotebookError("not a Jupyter notebook (nested too deeply)") from None
+    if isinstance(raw, dict) and raw.get("nbformat") == 4:
+        if not isinstance(raw.get("cells"), list):
+            raise NotebookError("not a Jupyter notebook (no cell list)")
+        return raw
+    nbformat = import_nbformat()
+    try:
+        nb = nbformat.reads(text, as_version=4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds
         raise NotebookError(f"not a Jupyter notebook ({type(exc).__name__}: {str(exc)[:200]})") from None
     if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):

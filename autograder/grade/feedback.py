@@ -121,7 +121,8 @@ def _png(array) -> bytes:
     from PIL import Image
 
     buf = io.BytesIO()
-    Image.fromarray(array).save(buf, format="PNG", optimize=True)
+    # zlib level 1: measured on a 128 px photo, 1.0 ms and 4 % larger vs 4.0 ms with `optimize`
+    Image.fromarray(array).save(buf, format="PNG", compress_level=1)
     return buf.getvalue()
 
 

@@ -20,7 +20,7 @@ import time
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Iterable
 
 from safetensors.torch import load as st_load
 
@@ -165,15 +165,6 @@ def _remove_stale_sessions(tmp: Path) -> None:
             pass
 
 
-def _import_quietly(*modules: str | Callable[[], object]) -> None:
-    """Import ``modules`` (names, or functions that import), ignoring failures."""
-    for module in modules:
-        try:
-            module() if callable(module) else __import__(module)
-        except Exception:  # noqa: BLE001 - the real import reports it
-            pass
-
-
 def _cell_where(index: int | None, cells: list[extract.Cell]) -> str:
     """The words naming the cell a notebook died or hung in while loading (" while loading cell 12, the cell that
     defines `f`"); "" if unknown."""
@@ -220,6 +211,7 @@ class Session:
         if isolate is False or (isolate is None and isolation.isolation_level() != isolation.NAMESPACE):
             policy = replace(policy, namespace=False)
         self.policy = policy
+        self._policy_dict = policy.to_dict()  # every plan carries it (frozen: computed once)
         # Stale folders only: no process is signalled here. A worker's processes live in its own PID namespace,
         # which the kernel empties when the worker ends (see isolation.enter), so there are no orphans to hunt.
         _remove_stale_sessions(Path(tmp_dir or tempfile.gettempdir()))
@@ -240,13 +232,12 @@ class Session:
         #: server died without reporting).
         self.cpu_s = {"workers": 0.0, "fork_server": 0.0}
         self.cpu_complete = True
+        #: how each fork server of this session started ("forked" or "exec", see :class:`ForkServer`)
+        self.server_starts: list[str] = []
         (self.base / "logs").mkdir()
         self._server: ForkServer | None = None
         self._server_lock = threading.Lock()
         self.server()  # start it now (from this thread): it dies with the thread that started it
-        # nbformat's import (jsonschema) takes a part of a second: do it while the fork server starts, when this
-        # process only waits
-        threading.Thread(target=_import_quietly, args=(extract.import_nbformat,), daemon=True).start()
 
     def _retire(self, server: ForkServer) -> None:
         """Close ``server`` and add its CPU report to :attr:`cpu_s`."""
@@ -265,11 +256,17 @@ class Session:
                     self._retire(self._server)
                 self._server = ForkServer(self.lib, self.sys_path, self.base / "logs" / "forkserver.log",
                                           self.policy.env, self.policy.startup_timeout)
+                self.server_starts.append(self._server.started)
             return self._server
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def prepare(self, entry: registry.Entry | str) -> Prepared:
-        entry = registry.get(entry) if isinstance(entry, str) else entry
+        if isinstance(entry, str):
+            with self._lock:
+                done = self._prepared.get(entry)
+            if done is not None:  # asked per submission: the registry (which reloads every question file) once
+                return done
+            entry = registry.get(entry)
         with self._lock:
             if entry.id in self._prepared:
                 return self._prepared[entry.id]
@@ -372,16 +369,14 @@ class Session:
         work.mkdir(parents=True)
         cell_entries = []
         for c in cells:
-            if c.syntax_error is None:
-                name = f"cell_{c.index:03d}.py"
-                (work / name).write_text(c.source, encoding="utf-8")
-                entry = {"index": c.index, "file": str(work / name)}
+            if c.syntax_error is None:  # the source travels in the plan; the file name is what tracebacks show
+                entry = {"index": c.index, "filename": str(work / f"cell_{c.index:03d}.py"), "source": c.source}
                 if c.keep is not None:
                     entry.update(keep=c.keep, soft=c.soft)
                 cell_entries.append(entry)
         plan = {
             "workdir": str(work), "keep": [*self.keep, str(self.lib), str(self.base / "inputs"), str(work)],
-            "root": str(self.base / "root"), "cells": cell_entries, "policy": self.policy.to_dict(),
+            "root": str(self.base / "root"), "cells": cell_entries, "policy": self._policy_dict,
             "questions": [{"id": q.id, "call": pipeline.CallSpec.of(q).to_dict(),
                            "cases": [{"name": c.name, "file": str(prepared.input_files[(q.id, c.name)])}
                                      for c in q.cases]}

@@ -165,6 +165,7 @@ def load_submission(cells: list[dict], on_cell=None) -> tuple[dict, dict]:
     ``on_cell(index)`` is called before each cell runs (so the grader can name the cell a notebook died in)."""
     import ast
     import builtins
+    import linecache
     import types
 
     from autograder.core import calls
@@ -186,10 +187,10 @@ def load_submission(cells: list[dict], on_cell=None) -> tuple[dict, dict]:
     for cell in cells:
         if on_cell is not None:
             on_cell(cell["index"])
-        path = os.path.abspath(cell["file"])
+        path, source = cell["filename"], cell["source"]
+        # tracebacks read a cell's lines from here (no file is written per cell); "no mtime" keeps them cached
+        linecache.cache[path] = (len(source), None, source.splitlines(keepends=True), path)
         try:
-            with open(path, encoding="utf-8") as f:
-                source = f.read()
             body = parse(source, path).body
         except KeyboardInterrupt:
             raise
