@@ -20,15 +20,18 @@ from autograder.core.spec import Mistake
 IDS = assignment_ids()
 
 
-def _grade(entry, q, fn):
-    """Every case of ``q`` graded in this process, the way the worker + grader do it."""
+def _grade(entry, q, fn, stored_mistakes: bool = True):
+    """Every case of ``q`` graded in this process, the way the worker + grader do it (``stored_mistakes``: with the
+    known mistakes' outputs the case file stores, as the grader does; False: the mistakes are run, as for a case
+    file generated before they were stored)."""
     results = []
     for case in q.cases:
         cf = casefile.read(entry.case_path(q, case))
         status, outputs = calls.run(fn, casefile.build_args(cf), q.inplace, q.positional, cf.meta.get("seed"),
                                     q.repeat, q.optional)
         results.append(judge.judge_case(q, case, status, outputs, cf.expected,
-                                        lambda cf=cf: casefile.build_args(cf)))
+                                        lambda cf=cf: casefile.build_args(cf),
+                                        stored_mistakes=cf.mistakes if stored_mistakes else None))
     return results
 
 
@@ -121,29 +124,53 @@ def test_every_assignment_names_at_least_two_mistakes(assignment_id):
     assert sum(isinstance(m, Mistake) for q in questions for m in q.mistakes) >= 2
 
 
+@pytest.mark.parametrize("stored", [True, False], ids=["stored", "run"])
 @pytest.mark.parametrize("assignment_id,qid,mistake", MISTAKES,
                          ids=[f"{q}-{m.name}" for _, q, m in MISTAKES])
-def test_known_mistake_is_named_when_made(assignment_id, qid, mistake):
+def test_known_mistake_is_named_when_made(assignment_id, qid, mistake, stored):
     entry = registry.get(assignment_id)
     q = entry.assignment.question(qid)
-    results = _grade(entry, q, judge._resolve(mistake.function))
+    results = _grade(entry, q, judge._resolve(mistake.function), stored_mistakes=stored)
     failing = [r for r in results if not r.passed]
     assert failing, f"the mistake {mistake.name!r} passes every case of {qid}"
     assert any(f'known mistake "{mistake.name}"' in r.message for r in failing), [r.message for r in failing]
 
 
-def test_a_mistake_that_cannot_be_looked_up_is_skipped(monkeypatch):
-    """In a student's kernel the instructor-only mistakes module is absent: the diagnosis is skipped silently."""
-    entry = registry.get("01_saliency_class_visualization")
-    q = entry.assignment.question("compute_saliency_maps")
-    real = judge._resolve
-
+def _without_reference(monkeypatch):
+    """As in a student's kernel: the instructor-only mistakes module cannot be imported."""
     def missing(path):
         raise ModuleNotFoundError("No module named 'utils.reference'")
 
     monkeypatch.setattr(judge, "_resolve", missing)
-    results = _grade(entry, q, real(q.mistakes[0].function))
+
+
+def test_a_mistake_that_cannot_be_looked_up_is_skipped(monkeypatch):
+    """A case file without stored mistakes, where the mistakes module is absent: the diagnosis is skipped."""
+    entry = registry.get("01_saliency_class_visualization")
+    q = entry.assignment.question("compute_saliency_maps")
+    wrong = judge._resolve(q.mistakes[0].function)
+    _without_reference(monkeypatch)
+    results = _grade(entry, q, wrong, stored_mistakes=False)
     assert all(r.verdict == V.WRONG_VALUES and "known mistake" not in r.message for r in results)
+
+
+def test_stored_mistakes_need_no_reference_and_are_what_the_mistakes_return(monkeypatch):
+    """The case files store each known mistake's outputs: the grader (and a student's kernel, which has no
+    reference) names the mistake without running anything, and what is stored is what the mistake returns now."""
+    entry = registry.get("01_saliency_class_visualization")
+    q = entry.assignment.question("compute_saliency_maps")
+    mistake = q.mistakes[0]
+    for case in q.cases:
+        cf = casefile.read(entry.case_path(q, case))
+        status, now = calls.run(judge._resolve(mistake.function), casefile.build_args(cf), q.inplace, q.positional,
+                                cf.meta.get("seed"), q.repeat, q.optional)
+        assert status["status"] == calls.OK and set(now) == set(cf.mistakes[mistake.function])
+        assert all(torch.equal(now[k], cf.mistakes[mistake.function][k]) for k in now)
+        assert cf.inputs_only().mistakes is None and not any(k.startswith("mistake/") for k in cf.inputs_only().tensors)
+    wrong = judge._resolve(mistake.function)
+    _without_reference(monkeypatch)
+    results = _grade(entry, q, wrong)
+    assert any(f'known mistake "{mistake.name}"' in r.message for r in results)
 
 
 def test_a_batch_runs_each_known_mistake_once_per_case(monkeypatch):

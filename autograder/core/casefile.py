@@ -4,10 +4,14 @@ A case file holds the call's arguments (tensors, lists of tensors, JSON scalars,
 reference's outputs (``out/<key>``; absent from the inputs-only copies that student code may see) and a JSON
 metadata string (argument order and kinds, scalar values, model specs, the in-place argument, the format version).
 
-Tensor keys: ``in/<arg>``, ``in/<arg>/<i>`` (list of tensors), ``model/<arg>/<param>``, ``out/<key>``.
+Tensor keys: ``in/<arg>``, ``in/<arg>/<i>`` (list of tensors), ``model/<arg>/<param>``, ``out/<key>``, and
+``mistake/<function>/<key>``: the outputs of the question's known mistakes, computed with the expected outputs
+(the metadata's ``mistakes`` maps each mistake function to whether it returned outputs), so that grading names a
+known mistake without running it.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from dataclasses import dataclass
@@ -40,9 +44,23 @@ class CaseFile:
         """The reference outputs (empty for inputs-only files)."""
         return {k[4:]: v for k, v in self.tensors.items() if k.startswith("out/")}
 
+    @functools.cached_property
+    def mistakes(self) -> dict[str, dict[str, torch.Tensor] | None] | None:
+        """The known mistakes' outputs by mistake function (None for one that failed when the case was generated);
+        None for a file without them (an inputs-only copy, or one generated before they were stored)."""
+        stored = self.meta.get("mistakes")
+        if not isinstance(stored, dict):
+            return None
+        out: dict[str, dict[str, torch.Tensor] | None] = {}
+        for function, ok in stored.items():
+            prefix = f"mistake/{function}/"
+            out[function] = {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)} \
+                if ok else None
+        return out
+
     def inputs_only(self) -> "CaseFile":
-        meta = dict(self.meta, outputs=None)
-        return CaseFile(meta, {k: v for k, v in self.tensors.items() if not k.startswith("out/")})
+        meta = dict(self.meta, outputs=None, mistakes=None)
+        return CaseFile(meta, {k: v for k, v in self.tensors.items() if not k.startswith(("out/", "mistake/"))})
 
     def to_bytes(self) -> bytes:
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.tensors.items()}

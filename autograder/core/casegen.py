@@ -2,8 +2,8 @@
 
 For every case: build the inputs with ``question.build(seed=case.seed, **case.params)``, rebuild them from the
 stored tensors (so the reference sees exactly what a student's function will see), call the reference function
-(CPU, float32, deterministic algorithms, seeded) and write
-``<references>/{public|hidden}/<assignment>/<question>/<case>.safetensors``.
+(CPU, float32, deterministic algorithms, seeded), then each known mistake exactly as a student's function is called
+(fresh inputs, seeded), and write ``<cases>/{public|hidden}/<assignment>/<question>/<case>.safetensors``.
 """
 from __future__ import annotations
 
@@ -40,6 +40,16 @@ def build_case(entry: registry.Entry, question: Question, case: Case) -> casefil
         calibration = _resolve(question.calibrate)(casefile.build_args(cf), outputs)
         for key, value in calibration.items():
             cf.tensors[f"out/_{key}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    if question.mistakes:
+        from autograder.core.judge import mistake_outputs
+
+        stored = {}
+        for mistake in question.mistakes:
+            theirs = mistake_outputs(question, case, mistake, lambda: casefile.build_args(cf))
+            stored[mistake.function] = theirs is not None
+            for key, value in (theirs or {}).items():
+                cf.tensors[f"mistake/{mistake.function}/{key}"] = value
+        meta["mistakes"] = stored
     return cf
 
 

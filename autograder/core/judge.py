@@ -53,7 +53,7 @@ def _resolve(path: str):
     return getattr(importlib.import_module(module), name)
 
 
-def _mistake_outputs(question: Question, case: Case, mistake: Mistake,
+def mistake_outputs(question: Question, case: Case, mistake: Mistake,
                      inputs: Callable[[], Mapping[str, Any]]) -> dict[str, torch.Tensor] | None:
     """The outputs of ``mistake``'s function called exactly like the student's (same inputs, seed, repeats), in
     this process; None when it cannot be looked up (instructor-only code absent, as in a student's kernel), fails
@@ -68,20 +68,24 @@ def _mistake_outputs(question: Question, case: Case, mistake: Mistake,
 
 
 def known_mistake(question: Question, case: Case, outputs: Mapping[str, torch.Tensor],
-                  inputs: Callable[[], Mapping[str, Any]], cache: dict | None = None) -> Mistake | None:
+                  inputs: Callable[[], Mapping[str, Any]], cache: dict | None = None,
+                  stored: Mapping[str, Mapping[str, torch.Tensor] | None] | None = None) -> Mistake | None:
     """The first of the question's known mistakes whose output the student's output matches, if any.
 
-    Each mistake function is called exactly like the student's (same inputs, seed, repeats), in this process. A
-    mistake that cannot be looked up (instructor-only code absent, as in a student's kernel) or that fails is
-    skipped. ``cache`` (one dict per set of case files, e.g. per prepared assignment of a batch) keeps each
-    mistake's outputs per case, so a batch runs each mistake once per case instead of once per wrong answer; the
-    outputs are only read."""
+    A mistake's outputs come from ``stored`` (the case file's, computed when it was generated: see
+    :attr:`~autograder.core.casefile.CaseFile.mistakes`) when it has them; otherwise its function is called exactly
+    like the student's (same inputs, seed, repeats), in this process. A mistake that cannot be looked up
+    (instructor-only code absent, as in a student's kernel) or that fails is skipped. ``cache`` (one dict per set of
+    case files, e.g. per prepared assignment of a batch) keeps each called mistake's outputs per case, so a batch runs
+    each mistake once per case instead of once per wrong answer; the outputs are only read."""
     for mistake in question.mistakes:
         key = (question.id, case.name, mistake.function)
-        if cache is not None and key in cache:
+        if stored is not None and mistake.function in stored:
+            theirs = stored[mistake.function]
+        elif cache is not None and key in cache:
             theirs = cache[key]
         else:
-            theirs = _mistake_outputs(question, case, mistake, inputs)
+            theirs = mistake_outputs(question, case, mistake, inputs)
             if cache is not None:
                 cache[key] = theirs
         if theirs is None or set(theirs) != set(outputs):
@@ -113,8 +117,10 @@ def judge_case(question: Question, case: Case, status: Mapping[str, Any],
                inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None, *,
                timeout: float | None = None, memory_mb: int | None = None,
                mistake_cache: dict | None = None,
-               compare_inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None) -> V.CaseResult:
-    """The :class:`~autograder.core.verdicts.CaseResult` of one case (``mistake_cache``: see :func:`known_mistake`).
+               compare_inputs: Mapping[str, Any] | Callable[[], Mapping[str, Any]] | None = None,
+               stored_mistakes: Mapping[str, Mapping[str, torch.Tensor] | None] | None = None) -> V.CaseResult:
+    """The :class:`~autograder.core.verdicts.CaseResult` of one case (``mistake_cache``, ``stored_mistakes``: see
+    :func:`known_mistake`).
 
     ``compare_inputs``: the inputs the comparison reads, if not ``inputs`` (comparisons only read them, so they may
     be built once and shared; a known mistake is called on fresh ``inputs``, as a student's function is)."""
@@ -132,7 +138,8 @@ def judge_case(question: Question, case: Case, status: Mapping[str, Any],
             verdict, message = V.ERROR, f"the output could not be compared: {type(exc).__name__}: {exc}"
         if verdict == V.WRONG_VALUES:
             hints = _hints(question, status) if question.inplace else []
-            mistake = known_mistake(question, case, outputs, inputs, mistake_cache) if callable(inputs) else None
+            mistake = known_mistake(question, case, outputs, inputs, mistake_cache, stored_mistakes) \
+                if callable(inputs) else None
             if mistake is not None:
                 hints.insert(0, f"this is the known mistake \"{mistake.name}\": {mistake.hint}")
             if hints:

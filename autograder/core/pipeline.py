@@ -77,7 +77,8 @@ def judge_case(question: Question, case: Case, status: Mapping[str, Any], output
             return args
     return judge.judge_case(question, case, status, outputs, case_file.expected,
                             lambda: casefile.build_args(case_file), timeout=timeout, memory_mb=memory_mb,
-                            mistake_cache=mistake_cache, compare_inputs=compare_inputs)
+                            mistake_cache=mistake_cache, compare_inputs=compare_inputs,
+                            stored_mistakes=case_file.mistakes)
 
 
 def grade_case(fn: Callable, question: Question, case: Case, case_file: casefile.CaseFile) -> V.CaseResult:

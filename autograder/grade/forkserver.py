@@ -13,7 +13,8 @@ torch and forks the server from itself (:func:`prefork`). The forked server over
 exec'd server reads from its file; the first :class:`ForkServer` adopts it. Anywhere else (``grade_folder`` called
 from Python, a restart after the server died) the server is exec'd as above.
 
-The socket carries one request per submission: a JSON line ``{"plan": path}`` with the result pipe's write end
+The socket carries one request per submission: a JSON line ``{"plan": path, "cases": [case input files]}`` with
+the result pipe's write end
 attached (SCM_RIGHTS); the answer is a JSON line ``{"pid": supervisor pid}``. The server's first line is
 ``{"ready": true}``.
 
@@ -70,6 +71,7 @@ class ForkServer:
                     pass_fds=[theirs.fileno()], start_new_session=True)
             theirs.close()
         self._ready = False  # checked at the first spawn: the interpreter starts while the grader prepares
+        self._cases_sent: set[str] = set()
         #: CPU seconds (user + system) set by :meth:`close`: ``{"workers": the supervisors and workers this server
         #: started, as their reaper (``os.wait4``) saw them, "fork_server": the server's own}``; None if the server
         #: did not report (it died).
@@ -104,13 +106,17 @@ class ForkServer:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def spawn(self, plan: Path, result_fd: int) -> int:
+    def spawn(self, plan: Path, result_fd: int, cases: list[str] = ()) -> int:
         """Start a worker for ``plan`` writing frames to ``result_fd``; returns its supervisor's pid (a process
-        group leader: kill the group to stop the worker)."""
+        group leader: kill the group to stop the worker). ``cases``: the case input files the plan names (the
+        server reads those it has not read yet before it forks, so that every worker inherits them)."""
         with self.lock:
             if not self._ready:
                 self._wait_ready()
-            socket.send_fds(self.sock, [json.dumps({"plan": str(plan)}).encode()], [result_fd])
+            new = [c for c in cases if c not in self._cases_sent]  # the server keeps what it read: name each once
+            self._cases_sent.update(new)
+            request = json.dumps({"plan": str(plan), "cases": new}).encode()
+            socket.send_fds(self.sock, [request], [result_fd])
             return int(json.loads(self._line())["pid"])
 
     def close(self) -> None:
@@ -298,21 +304,21 @@ def _preload(modules: list[str]) -> None:
                 pass
 
 
-def _cache_cases(plan_path: str) -> None:
-    """Read the case files a plan names that are not cached yet (a worker reads them itself if this fails)."""
+def _cache_cases(files: object) -> None:
+    """Read the case input files a request names that are not cached yet (a worker reads them itself if this
+    fails)."""
     from autograder.core import casefile
     from autograder.grade.worker import CASES
 
-    try:
-        with open(plan_path, encoding="utf-8") as f:
-            plan = json.load(f)
-        for q in plan["questions"]:
-            for c in q["cases"]:
-                if c["file"] not in CASES:
-                    CASES[c["file"]] = case = casefile.read(c["file"])
-                    casefile.build_args(case)  # builds (and caches) its models once, here
-    except Exception:  # noqa: BLE001
-        pass
+    if not isinstance(files, list):
+        return
+    for file in files:
+        if isinstance(file, str) and file not in CASES:
+            try:
+                CASES[file] = case = casefile.read(file)
+                casefile.build_args(case)  # builds (and caches) its models once, here
+            except Exception:  # noqa: BLE001
+                pass
 
 
 def _warm_up() -> None:
@@ -386,8 +392,8 @@ def _reap(block: bool) -> None:
 def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the fork server process
     """The fork server: import torch and the engine once, then fork one supervisor + worker per request.
 
-    Requests arrive on a Unix socket: a JSON line ``{"plan": path}`` with the result pipe's write end attached
-    (SCM_RIGHTS); the reply is ``{"pid": supervisor pid}``. This process never runs student code."""
+    Requests arrive on a Unix socket: a JSON line ``{"plan": path, "cases": [...]}`` with the result pipe's write
+    end attached (SCM_RIGHTS); the reply is ``{"pid": supervisor pid}``. This process never runs student code."""
     with open(config_path, encoding="utf-8") as f:
         config = json.load(f)
     _serve(config, socket.socket(fileno=control_fd))
@@ -440,7 +446,7 @@ def _serve(config: dict, sock: socket.socket) -> None:  # pragma: no cover - the
                 pass
             os._exit(0)
         request = json.loads(msg)
-        _cache_cases(request["plan"])
+        _cache_cases(request.get("cases"))
         pid = os.fork()
         if pid == 0:
             sock.close()

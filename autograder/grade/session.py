@@ -383,20 +383,21 @@ class Session:
                           for q in questions],
         }
         (work / "plan.json").write_text(json.dumps(plan))
+        case_inputs = [c["file"] for q in plan["questions"] for c in q["cases"]]
         _chmod_public(work)
         r, w = os.pipe()
         try:
             try:
                 try:
                     server = self.server()
-                    spid = server.spawn(work / "plan.json", w)
+                    spid = server.spawn(work / "plan.json", w, case_inputs)
                 except OSError:  # the fork server died (killed, out of memory...): start a new one once
                     with self._server_lock:
                         if self._server is not None:
                             self._retire(self._server)
                             self._server = None
                     server = self.server()
-                    spid = server.spawn(work / "plan.json", w)
+                    spid = server.spawn(work / "plan.json", w, case_inputs)
             except ForkServerError as exc:
                 raise GraderError(str(exc)) from None
         finally:

@@ -27,6 +27,9 @@ target class.
 """
 from __future__ import annotations
 
+import functools
+import hashlib
+
 import torch
 
 from utils.image import clamp_to_bounds
@@ -130,9 +133,24 @@ def build_unrecognizable(seed: int, targets: list[int], size: int, start: str, c
 # --------------------------------------------------------------------------------------------- properties
 
 
+#: Scores already computed, by (model, image bytes): a case's properties score the same image two or three times.
+_SCORES: dict[tuple, tuple[torch.nn.Module, torch.Tensor]] = {}
+
+
 def _scores(model, X: torch.Tensor) -> torch.Tensor:
+    """The model's scores ``(N, classes)`` in float64 for images ``X`` ``(N, 3, H, W)`` (only read by callers)."""
+    X = X.detach().to(torch.float32)
+    key = (id(model), tuple(X.shape), str(X.device),
+           hashlib.blake2b(X.cpu().contiguous().numpy().tobytes(), digest_size=16).digest())
+    hit = _SCORES.get(key)
+    if hit is not None and hit[0] is model:  # the model is kept alive with its entry: its id is not reused
+        return hit[1]
     with torch.no_grad():
-        return model(X.to(torch.float32)).to(torch.float64)
+        scores = model(X).to(torch.float64)
+    if len(_SCORES) >= 512:
+        _SCORES.clear()
+    _SCORES[key] = (model, scores)
+    return scores
 
 
 def _lead(scores: torch.Tensor, cls: int) -> float:
@@ -143,6 +161,7 @@ def _lead(scores: torch.Tensor, cls: int) -> float:
     return own - float(s.max())
 
 
+@functools.lru_cache(maxsize=1)
 def _names() -> tuple[str, ...]:
     try:
         return shapes_card().classes
@@ -241,8 +260,7 @@ def prop_true_class_not_far_past(inputs, output, expected):
 def prop_confident(inputs, output, expected):
     targets = inputs["target_y"].reshape(-1)
     conf = float(inputs["confidence"])
-    with torch.no_grad():
-        probs = torch.softmax(inputs["model"](output["out"].to(torch.float32)).to(torch.float64), dim=1)
+    probs = torch.softmax(_scores(inputs["model"], output["out"]), dim=1)
     p = probs[torch.arange(targets.numel()), targets]
     low = (p < conf - CONFIDENCE_TOL).nonzero().reshape(-1).tolist()
     if not low:
