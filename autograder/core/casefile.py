@@ -39,9 +39,9 @@ class CaseFile:
     meta: dict[str, Any]
     tensors: dict[str, torch.Tensor]
 
-    @property
+    @functools.cached_property
     def expected(self) -> dict[str, torch.Tensor]:
-        """The reference outputs (empty for inputs-only files)."""
+        """The reference outputs (empty for inputs-only files; only read: the batch grader asks per submission)."""
         return {k[4:]: v for k, v in self.tensors.items() if k.startswith("out/")}
 
     @functools.cached_property

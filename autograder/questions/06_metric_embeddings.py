@@ -152,7 +152,10 @@ def build_npair(seed: int, n: int, dim: int, l2_reg: float) -> dict:
 
 
 def _rows(t: torch.Tensor) -> list[tuple[int, ...]]:
-    return sorted(tuple(int(v) for v in r) for r in t.reshape(-1, 3).tolist())
+    rows = t.reshape(-1, 3)
+    if rows.dtype.is_floating_point or rows.dtype.is_complex or rows.dtype == torch.bool:
+        return sorted(tuple(int(v) for v in r) for r in rows.tolist())
+    return sorted(map(tuple, rows.tolist()))  # integer tensors: tolist() gives ints already
 
 
 def _integer_indices(inputs, got, expected):
