@@ -369,7 +369,9 @@ class Session:
         work.mkdir(parents=True)
         cell_entries = []
         for c in cells:
-            if c.syntax_error is None:  # the source travels in the plan; the file name is what tracebacks show
+            # a cell none of whose statements runs (demo code, plots) is left out; the others' sources travel in
+            # the plan (the file name is what tracebacks show)
+            if c.syntax_error is None and c.keep != []:
                 entry = {"index": c.index, "filename": str(work / f"cell_{c.index:03d}.py"), "source": c.source}
                 if c.keep is not None:
                     entry.update(keep=c.keep, soft=c.soft)
