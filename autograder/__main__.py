@@ -2,26 +2,7 @@
 import os
 import sys
 
-
-def _command(argv: list[str]) -> str | None:
-    """The sub-command named on the command line (options before it skipped), without importing the CLI."""
-    args = iter(argv)
-    for arg in args:
-        if arg == "--questions":
-            next(args, None)
-        elif not arg.startswith("-"):
-            return arg
-    return None
-
-
-if _command(sys.argv[1:]) == "grade" and not {"-h", "--help"} & set(sys.argv):
-    # Before anything of the course is read: the grading fork server is forked from here, with torch imported
-    # once for both processes (see autograder.grade.forkserver).
-    from autograder.grade.forkserver import prefork
-
-    prefork()
-
-from autograder import cli  # noqa: E402
+from autograder import cli
 
 try:
     code = cli.main()

@@ -626,9 +626,8 @@ x = x + found""")
 
 @pytest.mark.parametrize("how", ["command line", "grade_folder"])
 def test_no_worker_finds_the_graders_environment_in_its_memory(how, tmp_path, monkeypatch):
-    """An instructor's environment may hold secrets. The command-line grader forks its fork server from itself
-    (the server overwrites the environment it inherited); ``grade_folder`` execs it with the policy's
-    environment. Either way a worker that scans its memory finds nothing."""
+    """An instructor's environment may hold secrets: the fork server is started with the policy's environment
+    only, so a worker that scans its memory finds nothing, whether the grader runs as a command or in Python."""
     root = tmp_path / "submitted"
     students.write_class(root, {"scanner": READS_ENVIRONMENT})
     out = tmp_path / "out"
@@ -639,12 +638,11 @@ def test_no_worker_finds_the_graders_environment_in_its_memory(how, tmp_path, mo
                                str(root), "--out", str(out), "--workers", "1", "--timeout", "20", "--no-progress"],
                               cwd=students.REPO, env=env, capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
-        assert json.loads((out / "stats.json").read_text())["fork_servers"] == ["forked"]
     else:
         monkeypatch.setenv("AUTOGRADER_TEST_SECRET", secret)
         registry.register(students.QUESTIONS)
         grade_folder(root, out, assignment=A, workers=1, timeout=20, progress=False, log=lambda s: None)
-        assert json.loads((out / "stats.json").read_text())["fork_servers"] == ["exec"]
     with open(out / "grades.csv", newline="") as f:
         add_one = next(r for r in csv.DictReader(f) if r["question"] == "add_one")
     assert (add_one["verdict"], add_one["message"]) == ("passed", "all 2 cases passed"), add_one
+

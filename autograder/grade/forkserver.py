@@ -6,17 +6,9 @@ its lazy initialisation is inherited, reads each assignment's case inputs (and b
 a plan names them, and per submission forks a supervisor, which forks the worker (:mod:`autograder.grade.worker`).
 A submission therefore costs a fork instead of an interpreter start.
 
-``python -m autograder grade`` saves that interpreter's torch import (about a second of CPU, a sixth of what the
-grader's own processes cost for a class of 200): first thing, before it reads anything of the course, it imports
-torch and forks the server from itself (:func:`prefork`). The forked server overwrites the environment it inherited
-(:func:`_scrub_environ`), forgets the modules it did not import itself and then waits for the same configuration an
-exec'd server reads from its file; the first :class:`ForkServer` adopts it. Anywhere else (``grade_folder`` called
-from Python, a restart after the server died) the server is exec'd as above.
-
-The socket carries one request per submission: a JSON line ``{"plan": path, "cases": [case input files]}`` with
-the result pipe's write end
-attached (SCM_RIGHTS); the answer is a JSON line ``{"pid": supervisor pid}``. The server's first line is
-``{"ready": true}``.
+The socket carries one request per submission: a JSON line ``{"plan": path, "cases": [case input files not named
+before]}`` with the result pipe's write end attached (SCM_RIGHTS); the answer is a JSON line ``{"pid": supervisor
+pid}``. The server's first line is ``{"ready": true}``.
 
 Imports at the top are the standard library's only: the server sets ``sys.path`` before it imports anything else.
 """
@@ -52,24 +44,17 @@ class ForkServer:
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self.lock = threading.Lock()
-        config = {"sys_path": sys_path, "preload": PRELOAD}
-        adopted = _adopt_preforked({**config, "cwd": str(lib), "env": dict(env), "log": str(log_path)})
-        #: how this server started: "forked" (from the grader, see :func:`prefork`) or "exec"
-        self.started = "forked" if adopted is not None else "exec"
-        if adopted is not None:
-            self.proc, self.sock = adopted
-        else:
-            config_path = log_path.with_suffix(".json")
-            config_path.write_text(json.dumps(config))
-            os.chmod(config_path, 0o644)
-            self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-            with open(log_path, "wb") as log:
-                self.proc = subprocess.Popen(
-                    [sys.executable, "-I", "-S", str(lib / "autograder" / "grade" / "forkserver.py"), str(config_path),
-                     str(theirs.fileno())],
-                    cwd=lib, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                    pass_fds=[theirs.fileno()], start_new_session=True)
-            theirs.close()
+        config = log_path.with_suffix(".json")
+        config.write_text(json.dumps({"sys_path": sys_path, "preload": PRELOAD}))
+        os.chmod(config, 0o644)
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with open(log_path, "wb") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-I", "-S", str(lib / "autograder" / "grade" / "forkserver.py"), str(config),
+                 str(theirs.fileno())],
+                cwd=lib, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                pass_fds=[theirs.fileno()], start_new_session=True)
+        theirs.close()
         self._ready = False  # checked at the first spawn: the interpreter starts while the grader prepares
         self._cases_sent: set[str] = set()
         #: CPU seconds (user + system) set by :meth:`close`: ``{"workers": the supervisors and workers this server
@@ -140,146 +125,6 @@ class ForkServer:
             except OSError:
                 pass
             self.proc.wait()
-
-
-# -- the server forked from the command-line grader (see the module's docstring) ----------------------------------
-
-#: ``(pid, socket)`` of the server :func:`prefork` forked, until a :class:`ForkServer` adopts it.
-_PREFORKED: tuple[int, socket.socket] | None = None
-
-
-class _ForkedProcess:
-    """The little of :class:`subprocess.Popen` that :class:`ForkServer` uses, for a child forked by hand."""
-
-    def __init__(self, pid: int):
-        self.pid = pid
-        self.returncode: int | None = None
-
-    def poll(self) -> int | None:
-        if self.returncode is None:
-            try:
-                pid, status = os.waitpid(self.pid, os.WNOHANG)
-            except ChildProcessError:
-                self.returncode = -1
-            else:
-                if pid:
-                    self.returncode = os.waitstatus_to_exitcode(status)
-        return self.returncode
-
-    def wait(self) -> int:
-        if self.returncode is None:
-            try:
-                self.returncode = os.waitstatus_to_exitcode(os.waitpid(self.pid, 0)[1])
-            except ChildProcessError:
-                self.returncode = -1
-        return self.returncode
-
-
-def prefork() -> None:
-    """Import torch and fork the fork server from this process, to be adopted by the first :class:`ForkServer`.
-
-    Only for a process that has read nothing of the course yet (no question file, no reference, no case file: the
-    server's memory is a copy of this process's, and student code runs in its children); ``python -m autograder
-    grade`` calls it first thing. Best effort: if anything fails, the server is exec'd as usual."""
-    global _PREFORKED
-    if _PREFORKED is not None or not hasattr(os, "fork") or not sys.platform.startswith("linux"):
-        return
-    import torch  # noqa: F401 - what the server inherits instead of importing it again
-
-    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the forked server
-        try:
-            mine.close()
-            _zygote(theirs)
-        finally:
-            os._exit(70)
-    theirs.close()
-    _PREFORKED = (pid, mine)
-
-
-def _adopt_preforked(config: dict) -> tuple[_ForkedProcess, socket.socket] | None:
-    """Hand ``config`` to the server :func:`prefork` forked; None when there is none (or it is gone)."""
-    global _PREFORKED
-    if _PREFORKED is None:
-        return None
-    pid, sock = _PREFORKED
-    _PREFORKED = None
-    proc = _ForkedProcess(pid)
-    try:
-        if proc.poll() is not None:
-            raise OSError("the preforked server ended")
-        sock.sendall(json.dumps(config).encode() + b"\n")
-    except OSError:
-        sock.close()
-        if proc.poll() is None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.wait()
-        return None
-    return proc, sock
-
-
-def _scrub_environ() -> None:
-    """Overwrite the environment this process was started with, everywhere it lies in memory, and empty it.
-
-    The forked server's memory is a copy of the grader's, whose environment may hold an instructor's secrets, and
-    student code runs in the server's children, where it can read all of their memory. The environment lies in the
-    block the kernel wrote at the top of the stack (``env_start`` to ``env_end`` in ``/proc/self/stat``), in the C
-    library's list of pointers into it, and in Python's copies (``os.environ``, ``posix.environ``: bytes objects).
-    Raises OSError when the block cannot be found (the caller then gives up on the forked server)."""
-    import ctypes
-    import posix
-
-    with open("/proc/self/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    start, end = int(fields[47]), int(fields[48])  # proc(5): fields 50 and 51; `fields` starts at field 3
-    if not 0 < start < end:
-        raise OSError("no environment block in /proc/self/stat")
-    ctypes.memset(start, 0, end - start)
-    offset = sys.getsizeof(b"") - 1  # where a bytes object's characters start (CPython)
-    for mapping in (os.environ._data, posix.environ):  # type: ignore[attr-defined]
-        for item in [*mapping.keys(), *mapping.values()]:
-            if isinstance(item, bytes) and len(item) > 1:  # never the shared one-character singletons
-                ctypes.memset(id(item) + offset, 0, len(item))
-    libc = ctypes.CDLL(None)
-    libc.clearenv()
-    os.environ._data.clear()  # type: ignore[attr-defined] # not .clear(): unsetenv on overwritten names
-    posix.environ.clear()
-
-
-def _zygote(sock: socket.socket) -> None:  # pragma: no cover - the forked server
-    """The forked server until it is adopted: its own session, killed with the grader, its inherited environment
-    overwritten; then it waits for the configuration and becomes the server (:func:`_serve`)."""
-    import ctypes
-
-    os.setsid()
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
-    _scrub_environ()
-    line = b""
-    while not line.endswith(b"\n"):
-        chunk = sock.recv(1 << 16)
-        if not chunk:  # the grader ended without adopting it
-            os._exit(0)
-        line += chunk
-    config = json.loads(line)
-    os.environ.update(config["env"])
-    devnull = os.open(os.devnull, os.O_RDONLY)
-    log = os.open(config["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    os.dup2(devnull, 0)
-    os.dup2(log, 1)
-    os.dup2(log, 2)
-    os.closerange(3, sock.fileno())
-    os.closerange(sock.fileno() + 1, 1 << 16)
-    os.chdir(config["cwd"])
-    # The engine's modules this process imported came from the repository (the questions and references beside
-    # them): forget them, so that everything imports from the public copy, as in an exec'd server.
-    for name in [m for m in sys.modules if m.split(".")[0] in ("autograder", "utils")]:
-        del sys.modules[name]
-    sys.path_importer_cache.clear()
-    _serve(config, sock)
 
 
 # -- the server's end -------------------------------------------------------------------------------------------
@@ -396,11 +241,6 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
     end attached (SCM_RIGHTS); the reply is ``{"pid": supervisor pid}``. This process never runs student code."""
     with open(config_path, encoding="utf-8") as f:
         config = json.load(f)
-    _serve(config, socket.socket(fileno=control_fd))
-
-
-def _serve(config: dict, sock: socket.socket) -> None:  # pragma: no cover - the fork server process
-    """:func:`serve` from its configuration on: both the exec'd and the forked server run this."""
     sys.path[:] = config["sys_path"]
     from autograder.grade import isolation
     from autograder.grade.worker import supervise
@@ -427,6 +267,7 @@ def _serve(config: dict, sock: socket.socket) -> None:  # pragma: no cover - the
     # the kernel's automatic reaping (SIGCHLD ignored) would take its CPU time out of every rusage account.
     signal.signal(signal.SIGCHLD, lambda *_: _reap(False))
     isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
+    sock = socket.socket(fileno=control_fd)
     sock.sendall(b'{"ready": true}\n')
     while True:
         try:
