@@ -39,10 +39,14 @@ class CaseFile:
     meta: dict[str, Any]
     tensors: dict[str, torch.Tensor]
 
+    def _under(self, prefix: str) -> dict[str, torch.Tensor]:
+        """The tensors whose key starts with ``prefix``, by the rest of the key."""
+        return {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)}
+
     @functools.cached_property
     def expected(self) -> dict[str, torch.Tensor]:
         """The reference outputs (empty for inputs-only files; only read: the batch grader asks per submission)."""
-        return {k[4:]: v for k, v in self.tensors.items() if k.startswith("out/")}
+        return self._under("out/")
 
     @functools.cached_property
     def mistakes(self) -> dict[str, dict[str, torch.Tensor] | None] | None:
@@ -51,12 +55,7 @@ class CaseFile:
         stored = self.meta.get("mistakes")
         if not isinstance(stored, dict):
             return None
-        out: dict[str, dict[str, torch.Tensor] | None] = {}
-        for function, ok in stored.items():
-            prefix = f"mistake/{function}/"
-            out[function] = {k[len(prefix):]: v for k, v in self.tensors.items() if k.startswith(prefix)} \
-                if ok else None
-        return out
+        return {function: self._under(f"mistake/{function}/") if ok else None for function, ok in stored.items()}
 
     def inputs_only(self) -> "CaseFile":
         meta = dict(self.meta, outputs=None, mistakes=None)

@@ -258,15 +258,11 @@ class Session:
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def prepare(self, entry: registry.Entry | str) -> Prepared:
-        if isinstance(entry, str):
-            with self._lock:
-                done = self._prepared.get(entry)
-            if done is not None:  # asked per submission: the registry (which reloads every question file) once
+        with self._lock:  # asked per submission: the registry (which reloads every question file) only once
+            done = self._prepared.get(entry if isinstance(entry, str) else entry.id)
+            if done is not None:
                 return done
-            entry = registry.get(entry)
-        with self._lock:
-            if entry.id in self._prepared:
-                return self._prepared[entry.id]
+            entry = registry.get(entry) if isinstance(entry, str) else entry
             case_files, inputs, raw = {}, {}, {}
             for q in entry.assignment.questions:
                 for c in q.cases:

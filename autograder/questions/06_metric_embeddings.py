@@ -151,16 +151,20 @@ def build_npair(seed: int, n: int, dim: int, l2_reg: float) -> dict:
 # ------------------------------------------------------------------------------------------- property checks
 
 
+def _is_integer(t: torch.Tensor) -> bool:
+    return not (t.dtype.is_floating_point or t.dtype.is_complex or t.dtype == torch.bool)
+
+
 def _rows(t: torch.Tensor) -> list[tuple[int, ...]]:
-    rows = t.reshape(-1, 3)
-    if rows.dtype.is_floating_point or rows.dtype.is_complex or rows.dtype == torch.bool:
-        return sorted(tuple(int(v) for v in r) for r in rows.tolist())
-    return sorted(map(tuple, rows.tolist()))  # integer tensors: tolist() gives ints already
+    rows = t.reshape(-1, 3).tolist()
+    if _is_integer(t):
+        return sorted(map(tuple, rows))  # tolist() gives ints already
+    return sorted(tuple(int(v) for v in r) for r in rows)
 
 
 def _integer_indices(inputs, got, expected):
     out = got["out"]
-    if out.dtype.is_floating_point or out.dtype.is_complex or out.dtype == torch.bool:
+    if not _is_integer(out):
         return False, f"indices must be an integer tensor (e.g. int64), got {out.dtype}"
     if out.dim() != 2 or out.shape[1] != 3:
         return False, f"expected a (T, 3) tensor of (anchor, positive, negative) rows, got {tuple(out.shape)}"
