@@ -2,7 +2,26 @@
 import os
 import sys
 
-from autograder import cli
+
+def _command(argv: list[str]) -> str | None:
+    """The sub-command named on the command line (options before it skipped), without importing the CLI."""
+    args = iter(argv)
+    for arg in args:
+        if arg == "--questions":
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+if _command(sys.argv[1:]) == "grade" and not {"-h", "--help"} & set(sys.argv):
+    # Before anything of the course is read: re-exec with PYTHONHASHSEED=0 and fork the grading fork server from
+    # here, with torch imported once for both processes (see autograder.grade.prefork).
+    from autograder.grade import prefork
+
+    prefork.start()
+
+from autograder import cli  # noqa: E402
 
 try:
     code = cli.main()

@@ -624,25 +624,52 @@ for m in maps:
 x = x + found""")
 
 
-@pytest.mark.parametrize("how", ["command line", "grade_folder"])
-def test_no_worker_finds_the_graders_environment_in_its_memory(how, tmp_path, monkeypatch):
-    """An instructor's environment may hold secrets: the fork server is started with the policy's environment
-    only, so a worker that scans its memory finds nothing, whether the grader runs as a command or in Python."""
+def _grade_one(how: str, notebook: dict, tmp_path: Path, monkeypatch, env: dict[str, str]) -> dict:
+    """Grade a class of one with ``notebook`` through ``python -m autograder grade`` (``how == "command line"``:
+    the fork server is forked from the grader) or ``grade_folder`` (it is exec'd), with ``env`` added to the
+    grader's environment; returns the ``add_one`` row of ``grades.csv``."""
     root = tmp_path / "submitted"
-    students.write_class(root, {"scanner": READS_ENVIRONMENT})
+    students.write_class(root, {"student": notebook})
     out = tmp_path / "out"
-    secret = SECRET_HEAD + SECRET_TAIL
     if how == "command line":
-        env = {**os.environ, "PYTHONPATH": str(students.REPO), "AUTOGRADER_TEST_SECRET": secret}
         done = subprocess.run([sys.executable, "-m", "autograder", "--questions", str(students.QUESTIONS), "grade",
                                str(root), "--out", str(out), "--workers", "1", "--timeout", "20", "--no-progress"],
-                              cwd=students.REPO, env=env, capture_output=True, text=True, timeout=600)
+                              cwd=students.REPO, env={**os.environ, "PYTHONPATH": str(students.REPO), **env},
+                              capture_output=True, text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
+        assert json.loads((out / "stats.json").read_text())["fork_servers"] == ["forked"]
     else:
-        monkeypatch.setenv("AUTOGRADER_TEST_SECRET", secret)
+        for name, value in env.items():
+            monkeypatch.setenv(name, value)
         registry.register(students.QUESTIONS)
         grade_folder(root, out, assignment=A, workers=1, timeout=20, progress=False, log=lambda s: None)
+        assert json.loads((out / "stats.json").read_text())["fork_servers"] == ["exec"]
     with open(out / "grades.csv", newline="") as f:
-        add_one = next(r for r in csv.DictReader(f) if r["question"] == "add_one")
+        return next(r for r in csv.DictReader(f) if r["question"] == "add_one")
+
+
+@pytest.mark.parametrize("how", ["command line", "grade_folder"])
+def test_no_worker_finds_the_graders_environment_in_its_memory(how, tmp_path, monkeypatch):
+    """An instructor's environment may hold secrets. The command-line grader re-execs itself with the startup
+    variables only and forks its fork server before it reads the rest back (autograder.grade.prefork);
+    ``grade_folder`` execs the server with the policy's environment. Either way a worker that scans its memory
+    finds nothing."""
+    add_one = _grade_one(how, READS_ENVIRONMENT, tmp_path, monkeypatch,
+                         {"AUTOGRADER_TEST_SECRET": SECRET_HEAD + SECRET_TAIL})
     assert (add_one["verdict"], add_one["message"]) == ("passed", "all 2 cases passed"), add_one
 
+
+def _hash_with_seed_0(text: str) -> int:
+    return int(subprocess.run([sys.executable, "-c", f"print(hash({text!r}))"], env={"PYTHONHASHSEED": "0"},
+                              capture_output=True, text=True, check=True).stdout)
+
+
+@pytest.mark.parametrize("how", ["command line", "grade_folder"])
+def test_workers_hash_strings_with_the_policys_seed(how, tmp_path, monkeypatch):
+    """The policy runs student code with ``PYTHONHASHSEED=0`` (the same set orders in every regrade). A hash seed is
+    fixed when an interpreter starts, so a worker forked from a grader started with another seed would hash with
+    that one: ``add_one`` is off by 100 unless the worker's ``hash`` is the seed-0 one."""
+    seeded = _hash_with_seed_0("kit")
+    body = students._add_one(f"x = x + (0 if hash('kit') == {seeded} else 100)")
+    add_one = _grade_one(how, body, tmp_path, monkeypatch, {"PYTHONHASHSEED": "random"})
+    assert (add_one["verdict"], add_one["message"]) == ("passed", "all 2 cases passed"), add_one

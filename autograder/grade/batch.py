@@ -305,7 +305,8 @@ def write_stats(out: Path, summary: BatchSummary, workers: int, wall_s: float, s
     ``cpu_s`` is user + system CPU seconds from ``getrusage`` / ``os.wait4``: ``grader`` this process (its whole
     life so far, every thread), ``fork_server`` the fork servers' own processes, ``workers`` the student worker
     processes (supervisors, workers and the children they reaped), as the fork servers reaped them.
-    ``cpu_complete`` is False when a fork server died without reporting (its workers are missing)."""
+    ``cpu_complete`` is False when a fork server died without reporting (its workers are missing);
+    ``fork_servers`` says how each fork server started (``"forked"`` from the command-line grader, or ``"exec"``)."""
     import json
     import resource
 
@@ -314,7 +315,7 @@ def write_stats(out: Path, summary: BatchSummary, workers: int, wall_s: float, s
              "workers": workers, "wall_s": round(wall_s, 3),
              "cpu_s": {"grader": round(own.ru_utime + own.ru_stime, 3),
                        **{k: round(v, 3) for k, v in session.cpu_s.items()}},
-             "cpu_complete": session.cpu_complete}
+             "cpu_complete": session.cpu_complete, "fork_servers": session.server_starts}
     tmp = out / (STATS_NAME + ".tmp")
     tmp.write_text(json.dumps(stats, indent=1) + "\n")
     tmp.replace(out / STATS_NAME)

@@ -1,14 +1,21 @@
 """The fork server, both ends: the grader's :class:`ForkServer` handle and the server process (:func:`serve`).
 
-The grader starts ``python -I -S <lib>/autograder/grade/forkserver.py CONFIG.json CONTROL_FD`` once per batch. The
+The grader starts ``python -s -S <lib>/autograder/grade/forkserver.py CONFIG.json CONTROL_FD`` once per batch, with
+the policy's environment only (not ``-I``: that would ignore its ``PYTHONHASHSEED=0``, and the workers inherit the
+server's hash seed). The
 server imports torch, the engine and the public ``utils`` (never student code), runs the per-case machinery once so
 its lazy initialisation is inherited, reads each assignment's case inputs (and builds their models) the first time
 a plan names them, and per submission forks a supervisor, which forks the worker (:mod:`autograder.grade.worker`).
 A submission therefore costs a fork instead of an interpreter start.
 
-The socket carries one request per submission: a JSON line ``{"plan": path, "cases": [case input files not named
-before]}`` with the result pipe's write end attached (SCM_RIGHTS); the answer is a JSON line ``{"pid": supervisor
-pid}``. The server's first line is ``{"ready": true}``.
+``python -m autograder grade`` saves that interpreter's torch import: it forks the server from itself before it
+reads anything of the course (:mod:`autograder.grade.prefork`), and the first :class:`ForkServer` adopts that one.
+Anywhere else (``grade_folder`` called from Python, a restart after the server died) the server is exec'd as above.
+
+The socket carries one request per submission: a JSON line ``{"plan": path, "cases": [case input files]}`` with
+the result pipe's write end
+attached (SCM_RIGHTS); the answer is a JSON line ``{"pid": supervisor pid}``. The server's first line is
+``{"ready": true}``.
 
 Imports at the top are the standard library's only: the server sets ``sys.path`` before it imports anything else.
 """
@@ -36,7 +43,7 @@ class ForkServerError(Exception):
 # -- the grader's end -------------------------------------------------------------------------------------------
 
 class ForkServer:
-    """A ``python -I -S`` process that has imported torch and the engine (never student code) and forks one
+    """A ``python -s -S`` process that has imported torch and the engine (never student code) and forks one
     fresh supervisor + worker per submission, so a submission costs a fork instead of an interpreter start."""
 
     def __init__(self, lib: Path, sys_path: list[str], log_path: Path, env: dict[str, str],
@@ -44,17 +51,27 @@ class ForkServer:
         self.log_path = log_path
         self.startup_timeout = startup_timeout
         self.lock = threading.Lock()
-        config = log_path.with_suffix(".json")
-        config.write_text(json.dumps({"sys_path": sys_path, "preload": PRELOAD}))
-        os.chmod(config, 0o644)
-        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-        with open(log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-I", "-S", str(lib / "autograder" / "grade" / "forkserver.py"), str(config),
-                 str(theirs.fileno())],
-                cwd=lib, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                pass_fds=[theirs.fileno()], start_new_session=True)
-        theirs.close()
+        config = {"sys_path": sys_path, "preload": PRELOAD}
+        from autograder.grade.prefork import adopt
+
+        adopted = adopt({**config, "cwd": str(lib), "env": dict(env), "log": str(log_path)})
+        #: how this server started: "forked" (from the command-line grader, see :mod:`autograder.grade.prefork`)
+        #: or "exec"
+        self.started = "forked" if adopted is not None else "exec"
+        if adopted is not None:
+            self.proc, self.sock = adopted
+        else:
+            config_path = log_path.with_suffix(".json")
+            config_path.write_text(json.dumps(config))
+            os.chmod(config_path, 0o644)
+            self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            with open(log_path, "wb") as log:
+                self.proc = subprocess.Popen(
+                    [sys.executable, "-s", "-S", str(lib / "autograder" / "grade" / "forkserver.py"), str(config_path),
+                     str(theirs.fileno())],
+                    cwd=lib, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    pass_fds=[theirs.fileno()], start_new_session=True)
+            theirs.close()
         self._ready = False  # checked at the first spawn: the interpreter starts while the grader prepares
         self._cases_sent: set[str] = set()
         #: CPU seconds (user + system) set by :meth:`close`: ``{"workers": the supervisors and workers this server
@@ -241,6 +258,12 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
     end attached (SCM_RIGHTS); the reply is ``{"pid": supervisor pid}``. This process never runs student code."""
     with open(config_path, encoding="utf-8") as f:
         config = json.load(f)
+    run_server(config, socket.socket(fileno=control_fd))
+
+
+def run_server(config: dict, sock: socket.socket) -> None:  # pragma: no cover - the fork server process
+    """:func:`serve` from its configuration on: both the exec'd and the forked server
+    (:mod:`autograder.grade.prefork`) run this."""
     sys.path[:] = config["sys_path"]
     from autograder.grade import isolation
     from autograder.grade.worker import supervise
@@ -257,17 +280,16 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
               "safetensors.torch", *config.get("preload", [])])
     _warm_up()
     # What is alive now is never collected: a collection would write to every object's header, and each page it
-    # writes that a running child still shares is then copied (in this process: its CPU). Huge pages: see there.
+    # writes that a running child still shares is then copied (in this process: its CPU). Not even once before the
+    # freeze: that costs ~0.1 s and frees only the imports' few cycles. Huge pages: see there.
     import gc
 
-    gc.collect()
     gc.freeze()
     _huge_pages()
     # Supervisors (and orphaned workers we adopt as subreaper) are reaped here, with their CPU time: a child left to
     # the kernel's automatic reaping (SIGCHLD ignored) would take its CPU time out of every rusage account.
     signal.signal(signal.SIGCHLD, lambda *_: _reap(False))
     isolation.prctl(isolation.PR_SET_CHILD_SUBREAPER, 1)
-    sock = socket.socket(fileno=control_fd)
     sock.sendall(b'{"ready": true}\n')
     while True:
         try:

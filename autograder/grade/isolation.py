@@ -11,9 +11,9 @@ Levels, strongest first (see :func:`isolation_level`):
     private ``/tmp``, ``/var/tmp``, ``/dev/shm``; a minimal ``/dev`` and its own ``/proc``. Nothing else of the
     host exists there. It then drops to a uid of its own (no capabilities, no new privileges, not dumpable).
 ``process``
-    Elsewhere. A separate ``python -I -S`` process with an explicit ``sys.path`` (no repository, no editable
-    install), started in a folder holding only the student's code and case inputs; resource limits apply, but
-    files on disk remain readable by absolute path.
+    Elsewhere. A separate ``python -s -S`` process (the policy's environment only) with an explicit ``sys.path``
+    (no repository, no editable install), started in a folder holding only the student's code and case inputs;
+    resource limits apply, but files on disk remain readable by absolute path.
 
 Every function here runs in the worker, before any student code, except :func:`isolation_level`,
 :func:`start_ticks` and :func:`sweep_uid` (the grader) and :func:`enter_pid_namespace` (the supervisor).
@@ -55,7 +55,7 @@ _DESCRIPTION = {
     NAMESPACE: "PID, mount, network and IPC namespaces; the worker's file system is an allow-list (system "
                "software, Python, the public library, case inputs, its own folder, private /tmp); student code "
                "runs under its own unprivileged uid with time, memory and process limits",
-    PROCESS: "separate python -I -S process with a clean sys.path and time/memory limits; instructor files are "
+    PROCESS: "separate python -s -S process with a clean sys.path and time/memory limits; instructor files are "
              "not on its path but stay readable by absolute path (run the grader as root on Linux for the "
              "namespace level)",
 }

@@ -232,6 +232,8 @@ class Session:
         #: server died without reporting).
         self.cpu_s = {"workers": 0.0, "fork_server": 0.0}
         self.cpu_complete = True
+        #: how each fork server of this session started ("forked" or "exec", see :class:`ForkServer`)
+        self.server_starts: list[str] = []
         (self.base / "logs").mkdir()
         self._server: ForkServer | None = None
         self._server_lock = threading.Lock()
@@ -254,6 +256,7 @@ class Session:
                     self._retire(self._server)
                 self._server = ForkServer(self.lib, self.sys_path, self.base / "logs" / "forkserver.log",
                                           self.policy.env, self.policy.startup_timeout)
+                self.server_starts.append(self._server.started)
             return self._server
 
     # -- set-up -------------------------------------------------------------------------------------------------
