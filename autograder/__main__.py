@@ -15,8 +15,8 @@ def _command(argv: list[str]) -> str | None:
 
 
 if _command(sys.argv[1:]) == "grade" and not {"-h", "--help"} & set(sys.argv):
-    # Before anything of the course is read: re-exec with PYTHONHASHSEED=0 and fork the grading fork server from
-    # here, with torch imported once for both processes (see autograder.grade.prefork).
+    # Before anything of the course is read: re-exec in the fork server's conditions and fork the server from here,
+    # with torch imported once for both processes (see autograder.grade.prefork).
     from autograder.grade import prefork
 
     prefork.start()

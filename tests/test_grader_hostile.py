@@ -673,3 +673,24 @@ def test_workers_hash_strings_with_the_policys_seed(how, tmp_path, monkeypatch):
     body = students._add_one(f"x = x + (0 if hash('kit') == {seeded} else 100)")
     add_one = _grade_one(how, body, tmp_path, monkeypatch, {"PYTHONHASHSEED": "random"})
     assert (add_one["verdict"], add_one["message"]) == ("passed", "all 2 cases passed"), add_one
+
+
+#: ``add_one`` is off by one for each way into the instructor's files it finds on its import path.
+FINDS_REFERENCES = students._add_one("""
+import importlib.util, sys
+for hidden in ("utils.reference", "autograder.cases", "autograder.questions._inputs"):
+    try:
+        x = x + (importlib.util.find_spec(hidden) is not None)
+    except ImportError:
+        pass
+x = x + any(m.startswith("__editable__") for m in sys.modules)""")
+
+
+@pytest.mark.parametrize("how", ["command line", "grade_folder"])
+def test_the_references_cannot_be_imported_at_the_process_level(how, tmp_path, monkeypatch):
+    """At the process level instructor files stay readable by absolute path, but nothing of theirs is on the import
+    path: neither through the public copy nor through an editable install's finder, which the command-line grader
+    (from which the fork server is forked) has loaded."""
+    add_one = _grade_one(how, FINDS_REFERENCES, tmp_path, monkeypatch, {"AUTOGRADER_ISOLATION": "process"})
+    assert (add_one["verdict"], add_one["message"]) == ("passed", "all 2 cases passed"), add_one
+

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from autograder.grade import prefork
+from autograder.grade.policy import WORKER_ENV
 
 REPO = Path(__file__).resolve().parents[1]
 linux_only = pytest.mark.skipif(not sys.platform.startswith("linux") or not hasattr(os, "memfd_create"),
@@ -26,15 +27,40 @@ def test_the_environment_survives_packing_byte_for_byte():
     assert prefork.unpack_env(prefork.pack_env({})) == {}
 
 
-def test_the_startup_environment_keeps_where_software_is_and_nothing_else():
-    env = {b"PATH": b"/usr/bin", b"HOME": b"/home/i", b"LANG": b"C.UTF-8", b"LC_ALL": b"C", b"PYTHONPATH": b"/src",
-           b"LD_LIBRARY_PATH": b"/opt/lib", b"CUDA_VISIBLE_DEVICES": b"0", b"OMP_NUM_THREADS": b"1",
-           b"AWS_SECRET_ACCESS_KEY": b"k", b"GITHUB_TOKEN": b"t", b"HF_TOKEN": b"h", b"MY_PATH": b"p",
-           b"XPYTHONPATH": b"x"}
-    kept = prefork.startup_env(env)
-    assert set(kept) == {b"PATH", b"HOME", b"LANG", b"LC_ALL", b"PYTHONPATH", b"LD_LIBRARY_PATH",
-                         b"CUDA_VISIBLE_DEVICES", b"OMP_NUM_THREADS"}
-    assert all(kept[k] == env[k] for k in kept)
+def test_the_grader_starts_like_the_server_would_plus_where_its_packages_are():
+    """The policy's worker environment (what an exec'd server starts with), the user's package locations, and not
+    one other variable of the user's: not their thread settings, not their locale, not their tokens."""
+    env = {b"PATH": b"/opt/bin", b"HOME": b"/home/i", b"LANG": b"de_DE.ISO-8859-1", b"LC_ALL": b"C",
+           b"PYTHONPATH": b"/src", b"PYTHONWARNINGS": b"error", b"PYTHONOPTIMIZE": b"2", b"OMP_NUM_THREADS": b"8",
+           b"LD_PRELOAD": b"/x.so", b"CONDA_CHANNEL_ALIAS": b"https://t/tok", b"AWS_SECRET_ACCESS_KEY": b"k"}
+    started = prefork.startup_env(env)
+    policy = {k.encode(): v.encode() for k, v in WORKER_ENV.items()}
+    assert started == {**policy, b"HOME": b"/home/i", b"PYTHONPATH": b"/src"}
+    assert started[b"PYTHONHASHSEED"] == b"0" and started[b"OMP_NUM_THREADS"] == b"1"
+
+
+PLAIN = ["-m", "autograder", "grade", "x"]
+
+
+@pytest.mark.parametrize("argv, env, forks", [
+    (PLAIN, {}, True),
+    (["-O", *PLAIN], {}, False),                       # would strip the students' asserts
+    (PLAIN, {"PYTHONOPTIMIZE": "1"}, False),           # the same, from the environment
+    (["-W", "error", *PLAIN], {}, False),              # would turn the students' warnings into errors
+    (PLAIN, {"PYTHONWARNINGS": "error"}, False),
+    (PLAIN, {"PYTHONDEVMODE": "1"}, False),
+    (["-X", "dev", *PLAIN], {}, False),
+    (["-E", *PLAIN], {}, False),                       # PYTHONHASHSEED would be ignored
+    (["-m", "cProfile", *PLAIN], {}, False),           # a wrapper would run twice
+])
+def test_only_a_plain_python_m_autograder_forks_its_server(argv, env, forks):
+    """``plain_start`` run where ``sys.argv``, ``sys.orig_argv`` and ``sys.flags`` are what ``python <argv>`` gives
+    (a stand-in package whose ``__main__`` asks it)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    done = subprocess.run([sys.executable, *argv], cwd=REPO / "tests" / "fixtures" / "plain_start_probe",
+                          env={**clean, **env}, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[0] == str(forks and sys.platform.startswith("linux"))  # (cProfile prints after)
 
 
 #: Run in a fresh interpreter: start() re-execs it with the same command line, forks the server and restores the
@@ -42,6 +68,7 @@ def test_the_startup_environment_keeps_where_software_is_and_nothing_else():
 PROBE = textwrap.dedent("""
     import json, os, sys
     from autograder.grade import prefork
+    prefork.plain_start = lambda: True  # the probe is `python -c`, not `python -m autograder`
     prefork.start()
     pid = prefork._PREFORKED[0] if prefork._PREFORKED else None
     found = None
@@ -84,8 +111,9 @@ def test_start_reexecs_with_seed_0_forks_a_server_without_the_secret_and_restore
 
 @linux_only
 def test_under_python_E_nothing_is_forked_and_the_environment_is_intact():
-    """``python -E`` ignores ``PYTHONHASHSEED``: a server forked from it would give the workers a random seed, so
-    none is forked (the server is exec'd later, as from ``grade_folder``)."""
+    """``python -E`` ignores ``PYTHONHASHSEED``: a server forked from it would give the workers a random seed. Even
+    when the first check is bypassed, the re-exec'd process forks none (the server is exec'd later, as from
+    ``grade_folder``)."""
     env = {**os.environ, "PYTHONPATH": str(REPO), "KIT_SECRET": "x"}
     env.pop("PYTHONHASHSEED", None)
     probe = f"import sys; sys.path.insert(0, {str(REPO)!r})\n" + PROBE

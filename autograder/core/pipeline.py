@@ -18,9 +18,6 @@ from autograder.core import calls, casefile, judge
 from autograder.core import verdicts as V
 from autograder.core.spec import Case, Question
 
-#: Seconds one question's cases may take together, on every path (the batch grader's ``--timeout`` default too).
-DEFAULT_TIMEOUT = 60.0
-
 Status = dict[str, Any]
 Outputs = dict[str, torch.Tensor]
 

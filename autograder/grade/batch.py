@@ -281,8 +281,10 @@ def _grade_locked(out: Path, subs: list[Submission], warnings: list[str], policy
     gc.freeze()
     try:
         t0 = time.monotonic()
-        with Session(policy) as session:
-            _grade_all(session, store, subs, summary, out, workers, progress, log)
+        # The grading threads outlive the session: a fork server restarted from one of them is killed when that
+        # thread ends (PR_SET_PDEATHSIG follows the thread), and must still be there to report its CPU at close.
+        with ThreadPoolExecutor(max_workers=workers) as pool, Session(policy) as session:
+            _grade_all(session, store, subs, summary, out, pool, progress, log)
         rows, case_rows = write_outputs(store, out, keys)
         store.finish_batch()
         write_stats(out, summary, workers, time.monotonic() - t0, session)
@@ -332,7 +334,7 @@ def write_outputs(store: Store, out: Path, keys: set[tuple[str, str]]) -> tuple[
 
 
 def _grade_all(session: Session, store: Store, subs: list[Submission], summary: BatchSummary, out: Path,
-               workers: int, progress: bool, log: Callable[[str], None]) -> None:
+               pool: ThreadPoolExecutor, progress: bool, log: Callable[[str], None]) -> None:
     todo: list[tuple[Submission, str, str]] = []
     for sub in subs:
         prepared = session.prepare(sub.assignment)
@@ -348,7 +350,7 @@ def _grade_all(session: Session, store: Store, subs: list[Submission], summary: 
     if progress and todo:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(todo), unit="nb", desc="grading")
-    pool = ThreadPoolExecutor(max_workers=workers)
+    pending: dict = {}
     try:
         pending = {pool.submit(session.grade, sub.path, sub.assignment, sub.root): (sub, sha, fp)
                    for sub, sha, fp in todo}
@@ -372,7 +374,9 @@ def _grade_all(session: Session, store: Store, subs: list[Submission], summary: 
                 if bar is not None:
                     bar.update(1)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for fut in pending:  # only after an error: what has not started never starts, what runs finishes here
+            fut.cancel()
+        wait(pending)
         if bar is not None:
             bar.close()
     if session.isolation_seen:

@@ -65,10 +65,11 @@ class ForkServer:
             config_path.write_text(json.dumps(config))
             os.chmod(config_path, 0o644)
             self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+            safe_path = ["-P"] if sys.version_info >= (3, 11) else []  # not the script's folder on sys.path
             with open(log_path, "wb") as log:
                 self.proc = subprocess.Popen(
-                    [sys.executable, "-s", "-S", str(lib / "autograder" / "grade" / "forkserver.py"), str(config_path),
-                     str(theirs.fileno())],
+                    [sys.executable, "-s", "-S", *safe_path, str(lib / "autograder" / "grade" / "forkserver.py"),
+                     str(config_path), str(theirs.fileno())],
                     cwd=lib, env=dict(env), stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                     pass_fds=[theirs.fileno()], start_new_session=True)
             theirs.close()
@@ -261,6 +262,22 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
     run_server(config, socket.socket(fileno=control_fd))
 
 
+def _refuse_if_references_import() -> None:  # pragma: no cover - the fork server process
+    """End the server (before it says it is ready) if student code could import the references or the case files:
+    whichever way it started, its import system must be the public copy's alone."""
+    import importlib.util
+
+    for hidden in ("utils.reference", "autograder.cases"):
+        try:
+            found = importlib.util.find_spec(hidden)
+        except (ImportError, ValueError):
+            found = None
+        if found is not None:
+            print(f"refusing to start: {hidden} can be imported from {found.origin or found.submodule_search_locations}",
+                  file=sys.stderr, flush=True)
+            os._exit(3)
+
+
 def run_server(config: dict, sock: socket.socket) -> None:  # pragma: no cover - the fork server process
     """:func:`serve` from its configuration on: both the exec'd and the forked server
     (:mod:`autograder.grade.prefork`) run this."""
@@ -278,6 +295,7 @@ def run_server(config: dict, sock: socket.socket) -> None:  # pragma: no cover -
         pass
     _preload(["autograder.core.calls", "autograder.core.casefile", "autograder.core.extract", "autograder.grade.protocol",
               "safetensors.torch", *config.get("preload", [])])
+    _refuse_if_references_import()
     _warm_up()
     # What is alive now is never collected: a collection would write to every object's header, and each page it
     # writes that a running child still shares is then copied (in this process: its CPU). Not even once before the

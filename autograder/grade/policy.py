@@ -8,9 +8,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
-
-from autograder.core.pipeline import DEFAULT_TIMEOUT
-
+#: Seconds one question's cases may take together, on every path (the batch grader's ``--timeout`` default too).
+DEFAULT_TIMEOUT = 60.0
 DEFAULT_MEMORY_MB = 2048
 
 #: The worker's whole environment (nothing of the grader's is inherited).

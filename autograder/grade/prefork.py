@@ -2,24 +2,31 @@
 
 An exec'd fork server (:mod:`autograder.grade.forkserver`) imports torch a second time, about 1.2 s of CPU: a
 fifth of what the grader's own processes cost for a class of 200. The command-line grader instead forks the server
-from itself, right after importing torch and before it reads anything of the course (:func:`start`). Two things an
-exec'd server gets for free are arranged first:
+from itself, right after importing torch and before it reads anything of the course (:func:`start`). The forked
+server must be the exec'd one's equal: student code runs in its children and can read all of their memory, and a
+grade must not depend on how the server started. So:
 
-* **The hash seed.** Workers run with the policy's ``PYTHONHASHSEED=0`` (the same set and dict orders in every
-  regrade), and an interpreter's hash seed is fixed when it starts. So the grader re-execs itself once, first
-  thing, with ``PYTHONHASHSEED=0``, and hashes with that known key too. (Python hashes strings with SipHash: to slow
-  a dict down, keys must collide in their full 64-bit hashes, which a known key does not make practical.)
-* **The environment.** Student code can read all of the server's memory (it runs in the server's children), and an
-  instructor's environment may hold secrets. The re-exec'd grader starts with only the variables that say where
-  software is and how the interpreter is set up (:func:`startup_env`); the whole environment travels in an
-  anonymous memory file that the grader reads after the fork. The server never holds it.
+* **The grader re-execs itself once, first thing, in the exec'd server's conditions**
+  (:func:`startup_env`). It starts with the policy's worker environment (``PYTHONHASHSEED=0``: an interpreter's
+  hash seed is fixed when it starts; one thread for OpenMP and BLAS, which size their pools when torch is imported;
+  ``LANG=C.UTF-8``...) plus the few variables that say where its packages are. Nothing else of the instructor's
+  environment, which may hold secrets, is ever in its memory before the fork: the whole environment travels in an
+  anonymous memory file that the grader reads back after the fork (so what is read only when a process starts or
+  torch is imported, such as ``OPENBLAS_NUM_THREADS`` or ``MALLOC_ARENA_MAX``, is the policy's in the grader too:
+  it grades with one thread anyway). The grader hashes with a known key too; Python
+  hashes strings with SipHash, and a known key does not make keys that collide in their full 64-bit hashes
+  practical, which a slow dict would need.
+* **It forks only from a plain start**: exactly ``python -m autograder ...``, no interpreter options (``-O``
+  would strip the students' ``assert`` statements, ``-W error`` would turn their warnings into errors...).
+* **The forked server** (:func:`_zygote`) takes the policy's environment, forgets the engine modules it inherited
+  (they came from the repository, beside the questions and references), puts the import system back to what
+  ``python -S`` has (an editable install's finder would find ``utils.reference`` in the repository) and then waits
+  for the configuration an exec'd server reads from its file; the first
+  :class:`~autograder.grade.forkserver.ForkServer` with the same policy environment adopts it (:func:`adopt`).
+  The server checks that the references cannot be imported, however it started.
 
-The forked server (:func:`_zygote`) forgets the engine modules it inherited (they came from the repository, beside
-the questions and references) and waits for the configuration an exec'd server reads from its file; the first
-:class:`~autograder.grade.forkserver.ForkServer` adopts it (:func:`adopt`). Best effort throughout: wherever a step
-fails (no ``memfd_create``, ``python -E``), the server is exec'd as usual.
-
-Imports at the top are the standard library's only: :func:`start` runs before anything else is imported.
+Best effort throughout: wherever a step fails or a condition does not hold, the server is exec'd as usual.
+Imports at the top are the standard library's and the policy's only: :func:`start` runs before torch is imported.
 """
 from __future__ import annotations
 
@@ -30,25 +37,27 @@ import socket
 import sys
 from typing import Mapping
 
+from autograder.grade.policy import WORKER_ENV
+
 #: The environment variable that names the memory file holding the grader's whole environment (re-exec'd process).
 ENV_FD = "_AUTOGRADER_ENV_FD"
+_MEMFD_NAME = "autograder-environment"
 
-#: What the re-exec'd grader (and so the forked server's memory) starts with: these names, and names with these
-#: prefixes. Where software is, how text is encoded, how the interpreter, the C library and torch are set up.
-STARTUP_NAMES = frozenset({"PATH", "HOME", "USER", "LOGNAME", "LANG", "LANGUAGE", "TZ", "TMPDIR", "TERM",
-                           "VIRTUAL_ENV", "LD_LIBRARY_PATH", "LD_PRELOAD", "GLIBC_TUNABLES", "MPLBACKEND",
-                           "MPLCONFIGDIR", "NO_COLOR"})
-STARTUP_PREFIXES = ("LC_", "PYTHON", "CONDA_", "CUDA_", "TORCH_", "PYTORCH_", "OMP_", "MKL_", "KMP_")
+#: What the re-exec'd grader keeps of the user's environment: where its interpreter finds the standard library and
+#: its packages. Everything else it starts with is :data:`~autograder.grade.policy.WORKER_ENV`.
+LOCATION_NAMES = ("PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONUSERBASE", "PYTHONSAFEPATH",
+                  "PYTHONPLATLIBDIR", "HOME")
 
 #: ``(pid, socket)`` of the server :func:`start` forked, until a :class:`ForkServer` adopts it.
 _PREFORKED: tuple[int, socket.socket] | None = None
 
 
 def startup_env(environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
-    """The part of ``environ`` (``os.environb``) the re-exec'd grader starts with (see :data:`STARTUP_NAMES`)."""
-    keep = {n.encode() for n in STARTUP_NAMES}
-    prefixes = tuple(p.encode() for p in STARTUP_PREFIXES)
-    return {k: v for k, v in environ.items() if k in keep or k.startswith(prefixes)}
+    """The environment the re-exec'd grader starts with: the policy's worker environment and the user's
+    :data:`LOCATION_NAMES` (``environ``: ``os.environb``)."""
+    env = {k.encode(): v.encode() for k, v in WORKER_ENV.items()}
+    env.update({n.encode(): environ[n.encode()] for n in LOCATION_NAMES if n.encode() in environ})
+    return env
 
 
 def pack_env(environ: Mapping[bytes, bytes]) -> bytes:
@@ -57,55 +66,79 @@ def pack_env(environ: Mapping[bytes, bytes]) -> bytes:
 
 
 def unpack_env(data: bytes) -> dict[bytes, bytes]:
-    """The inverse of :func:`pack_env`."""
+    """The inverse of :func:`pack_env`; entries without a usable name are left out."""
     out = {}
     for entry in data.split(b"\0"):
-        if entry:
-            name, _, value = entry.partition(b"=")
+        name, sep, value = entry.partition(b"=")
+        if sep and name:
             out[name] = value
     return out
+
+
+def plain_start() -> bool:
+    """Whether this process is ``python -m autograder ...`` with no interpreter option, on Linux, where the
+    forked server can be the exec'd one's equal."""
+    argv, orig = sys.argv, getattr(sys, "orig_argv", None)
+    return (sys.platform.startswith("linux") and hasattr(os, "memfd_create") and bool(sys.executable)
+            and orig is not None and orig[1:3] == ["-m", "autograder"] and orig[3:] == argv[1:]
+            and not sys.flags.ignore_environment and not sys.flags.optimize and not sys.flags.dev_mode
+            and not sys.flags.bytes_warning and not sys.warnoptions and not sys._xoptions)
 
 
 def start() -> None:
     """Called first thing by ``python -m autograder grade``, before anything of the course is read.
 
-    In the process the user started it re-execs the same command line with ``PYTHONHASHSEED=0`` and the startup
-    environment (it does not return, unless the exec fails). In the re-exec'd process it imports torch, forks the
-    fork server and restores the user's whole environment in ``os.environ``."""
+    In the process the user started it re-execs the same command line in the exec'd server's conditions (it does
+    not return, unless the exec fails). In the re-exec'd process it imports torch, forks the fork server and
+    restores the user's whole environment in ``os.environ``."""
     fd = os.environ.get(ENV_FD)
     if fd is None:
-        if _PREFORKED is None and sys.platform.startswith("linux") and hasattr(os, "memfd_create") \
-                and sys.executable:
+        if _PREFORKED is None and plain_start():
             _reexec()
         return
-    try:
-        env_fd = int(fd)
-    except ValueError:
+    env_fd = _our_memfd(fd)
+    if env_fd is None:  # not ours (a stray variable): never fork from an environment we did not choose
         os.environ.pop(ENV_FD, None)
         return
     try:
-        if sys.flags.hash_randomization == 0:  # PYTHONHASHSEED=0 took effect (not under ``python -E`` or ``-I``)
+        expected = startup_env(os.environb)
+        expected[ENV_FD.encode()] = fd.encode()
+        if sys.flags.hash_randomization == 0 and dict(os.environb) == expected:
             _fork_server(env_fd)
     finally:
         _restore_env(env_fd)
 
 
-def _reexec() -> None:
+def _our_memfd(value: str) -> int | None:
     try:
-        fd = os.memfd_create("autograder-environment", 0)  # no MFD_CLOEXEC: the re-exec'd process reads it
+        fd = int(value)
+        return fd if os.readlink(f"/proc/self/fd/{fd}").startswith(f"/memfd:{_MEMFD_NAME}") else None
+    except (ValueError, OSError):
+        return None
+
+
+def _reexec() -> None:
+    import fcntl
+
+    try:
+        fd = os.memfd_create(_MEMFD_NAME, 0)  # no MFD_CLOEXEC: the re-exec'd process reads it
     except OSError:
         return
     try:
+        if fd < 3:  # the user started us with a standard stream closed: keep it closed
+            high = fcntl.fcntl(fd, fcntl.F_DUPFD, 3)
+            os.close(fd)
+            fd = high
         view = memoryview(pack_env(os.environb))
         while view:
             view = view[os.write(fd, view):]
         env = startup_env(os.environb)
-        env.update({b"PYTHONHASHSEED": b"0", ENV_FD.encode(): str(fd).encode()})
-        env[b"GLIBC_TUNABLES"] = b":".join(filter(None, [env.get(b"GLIBC_TUNABLES"), b"glibc.malloc.hugetlb=1"]))
-        sys.stdout.flush()
-        sys.stderr.flush()
+        env[ENV_FD.encode()] = str(fd).encode()
+        for stream in (sys.stdout, sys.stderr):
+            if stream is not None:
+                stream.flush()
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
-    except OSError:
+    except (OSError, ValueError):
         os.close(fd)
 
 
@@ -119,24 +152,37 @@ def _restore_env(fd: int) -> None:
         os.environ.pop(ENV_FD, None)
         return
     os.environb.clear()
-    os.environb.update(unpack_env(data))
+    for name, value in unpack_env(data).items():
+        try:
+            os.environb[name] = value
+        except (OSError, ValueError):  # a name putenv refuses
+            pass
 
 
 def _fork_server(env_fd: int) -> None:
     global _PREFORKED
+    import warnings
+
     import torch  # noqa: F401 - what the server inherits instead of importing it again
 
-    mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    pid = os.fork()
-    if pid == 0:  # pragma: no cover - the forked server
-        try:
-            mine.close()
-            os.close(env_fd)
-            _zygote(theirs)
-        finally:
-            os._exit(70)
-    theirs.close()
-    _PREFORKED = (pid, mine)
+    pid = None
+    try:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        with warnings.catch_warnings():  # Python >= 3.12 warns about fork() with threads (OpenMP's) alive
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+        if pid == 0:  # pragma: no cover - the forked server
+            try:
+                mine.close()
+                os.close(env_fd)
+                _zygote(theirs)
+            finally:
+                os._exit(70)
+        theirs.close()
+        _PREFORKED = (pid, mine)
+    except Exception:  # noqa: BLE001 - best effort: the server will be exec'd
+        if pid:
+            _ForkedProcess(pid).kill()
 
 
 class _ForkedProcess:
@@ -165,9 +211,18 @@ class _ForkedProcess:
                 self.returncode = -1
         return self.returncode
 
+    def kill(self) -> None:
+        if self.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self.wait()
+
 
 def adopt(config: dict) -> tuple[_ForkedProcess, socket.socket] | None:
-    """Hand ``config`` to the server :func:`start` forked; None when there is none (or it is gone)."""
+    """Hand ``config`` to the server :func:`start` forked; None when there is none, it is gone, or ``config``'s
+    policy environment is not the one it started with (it imported torch under that one)."""
     global _PREFORKED
     if _PREFORKED is None:
         return None
@@ -175,19 +230,32 @@ def adopt(config: dict) -> tuple[_ForkedProcess, socket.socket] | None:
     _PREFORKED = None
     proc = _ForkedProcess(pid)
     try:
+        if config.get("env") != WORKER_ENV:
+            raise OSError("another policy environment")
         if proc.poll() is not None:
             raise OSError("the preforked server ended")
         sock.sendall(json.dumps(config).encode() + b"\n")
     except OSError:
         sock.close()
-        if proc.poll() is None:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-            proc.wait()
+        proc.kill()
         return None
     return proc, sock
+
+
+def _standard_imports() -> None:
+    """Put the import system back to what ``python -S`` has: no finder or hook that ``site`` (``.pth`` files: an
+    editable install's finder maps ``utils`` and ``autograder`` to the repository) added, none of their modules."""
+    import importlib.machinery as machinery
+    import zipimport
+
+    sys.meta_path[:] = [f for f in sys.meta_path
+                        if f in (machinery.BuiltinImporter, machinery.FrozenImporter, machinery.PathFinder)]
+    sys.path_hooks[:] = [h for h in sys.path_hooks if h is zipimport.zipimporter
+                         or getattr(h, "__qualname__", "").startswith("FileFinder.path_hook")]
+    for name in [m for m in sys.modules if m.startswith("__editable__") or m == "_distutils_hack"
+                 or m.split(".")[0] in ("autograder", "utils")]:
+        del sys.modules[name]
+    sys.path_importer_cache.clear()
 
 
 def _zygote(sock: socket.socket) -> None:  # pragma: no cover - the forked server
@@ -195,6 +263,8 @@ def _zygote(sock: socket.socket) -> None:  # pragma: no cover - the forked serve
     configuration, takes the policy's environment and becomes the server
     (:func:`~autograder.grade.forkserver.run_server`)."""
     import ctypes
+    import time
+    import types
 
     from autograder.grade.forkserver import run_server
 
@@ -209,6 +279,7 @@ def _zygote(sock: socket.socket) -> None:  # pragma: no cover - the forked serve
     config = json.loads(line)
     os.environ.clear()
     os.environ.update(config["env"])
+    time.tzset()
     devnull = os.open(os.devnull, os.O_RDONLY)
     log = os.open(config["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     os.dup2(devnull, 0)
@@ -217,9 +288,9 @@ def _zygote(sock: socket.socket) -> None:  # pragma: no cover - the forked serve
     os.closerange(3, sock.fileno())
     os.closerange(sock.fileno() + 1, 1 << 16)
     os.chdir(config["cwd"])
-    # The engine's modules this process imported came from the repository (the questions and references beside
-    # them): forget them, so that everything imports from the public copy, as in an exec'd server.
-    for name in [m for m in sys.modules if m.split(".")[0] in ("autograder", "utils")]:
-        del sys.modules[name]
-    sys.path_importer_cache.clear()
+    # What the exec'd server would have: its own command line and main module, the standard import system, and
+    # the engine imported from the public copy only.
+    sys.argv[:] = [os.path.join(config["cwd"], "autograder", "grade", "forkserver.py")]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    _standard_imports()
     run_server(config, sock)

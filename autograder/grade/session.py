@@ -386,10 +386,15 @@ class Session:
         r, w = os.pipe()
         try:
             try:
+                server = None
                 try:
                     server = self.server()
                     spid = server.spawn(work / "plan.json", w, case_inputs)
-                except OSError:  # the fork server died (killed, out of memory...): start a new one once
+                except (OSError, ForkServerError) as exc:
+                    # The fork server died (killed, out of memory...), or the one forked from the command-line
+                    # grader did not start: start a new (exec'd) one, once.
+                    if isinstance(exc, ForkServerError) and (server is None or server.started != "forked"):
+                        raise
                     with self._server_lock:
                         if self._server is not None:
                             self._retire(self._server)

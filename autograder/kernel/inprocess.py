@@ -19,9 +19,9 @@ from typing import Callable, Iterator
 
 from autograder.core import calls, casefile, pipeline, registry
 from autograder.core import verdicts as V
-from autograder.core.pipeline import DEFAULT_TIMEOUT
 from autograder.core.scoring import case_points
 from autograder.core.spec import Question
+from autograder.grade.policy import DEFAULT_TIMEOUT
 
 
 @contextlib.contextmanager
