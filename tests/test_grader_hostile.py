@@ -694,3 +694,16 @@ def test_the_references_cannot_be_imported_at_the_process_level(how, tmp_path, m
     add_one = _grade_one(how, FINDS_REFERENCES, tmp_path, monkeypatch, {"AUTOGRADER_ISOLATION": "process"})
     assert (add_one["verdict"], add_one["message"]) == ("passed", "all 2 cases passed"), add_one
 
+
+#: ``add_one`` is off by one for each builtin that ``site`` adds (an exec'd ``python -S`` server has none).
+SITE_BUILTINS = students._add_one("""
+import builtins
+x = x + sum(hasattr(builtins, n) for n in ("help", "exit", "quit", "copyright", "credits", "license"))""")
+
+
+@pytest.mark.parametrize("how", ["command line", "grade_folder"])
+def test_student_code_sees_the_same_builtins_however_the_server_started(how, tmp_path, monkeypatch):
+    """The fork server forked from the command-line grader ran ``site`` (the exec'd one runs with ``-S``): a graded
+    function must not pass or fail by how its server started."""
+    add_one = _grade_one(how, SITE_BUILTINS, tmp_path, monkeypatch, {})
+    assert (add_one["verdict"], add_one["message"]) == ("passed", "all 2 cases passed"), add_one

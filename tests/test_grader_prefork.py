@@ -34,9 +34,11 @@ def test_the_grader_starts_like_the_server_would_plus_where_its_packages_are():
            b"PYTHONPATH": b"/src", b"PYTHONWARNINGS": b"error", b"PYTHONOPTIMIZE": b"2", b"OMP_NUM_THREADS": b"8",
            b"LD_PRELOAD": b"/x.so", b"CONDA_CHANNEL_ALIAS": b"https://t/tok", b"AWS_SECRET_ACCESS_KEY": b"k"}
     started = prefork.startup_env(env)
-    policy = {k.encode(): v.encode() for k, v in WORKER_ENV.items()}
+    policy = {k.encode(): v.encode() for k, v in WORKER_ENV.items() if k != "HOME"}
     assert started == {**policy, b"HOME": b"/home/i", b"PYTHONPATH": b"/src"}
     assert started[b"PYTHONHASHSEED"] == b"0" and started[b"OMP_NUM_THREADS"] == b"1"
+    # never the policy's HOME=/tmp: site would run a user site folder there that anyone can write to
+    assert b"HOME" not in prefork.startup_env({b"PATH": b"/bin"})
 
 
 PLAIN = ["-m", "autograder", "grade", "x"]
@@ -87,8 +89,10 @@ PROBE = textwrap.dedent("""
                     pass
         with open(f"/proc/{pid}/environ", "rb") as f:
             found += f.read().count(needle)
+    import io, tqdm  # imported by torch under the startup environment's TQDM_DISABLE=1: the grader's own again
+    bar = tqdm.tqdm(total=1, file=io.StringIO())
     print(json.dumps({"pid": os.getpid(), "server": pid, "found": found, "seed_random": sys.flags.hash_randomization,
-                      "hash": hash("kit"), "env": dict(os.environ)}))
+                      "hash": hash("kit"), "env": dict(os.environ), "bar_disabled": bar.disable}))
 """)
 
 
@@ -96,6 +100,7 @@ PROBE = textwrap.dedent("""
 def test_start_reexecs_with_seed_0_forks_a_server_without_the_secret_and_restores_the_environment():
     secret = "kit-prefork-" + "5b1e0c"  # never whole in this process's own strings before the child gets it
     env = {**os.environ, "PYTHONPATH": str(REPO), "KIT_SECRET": secret, "KIT_ODD": "a=b\nc"}
+    env.pop("TQDM_DISABLE", None)
     env.pop("PYTHONHASHSEED", None)
     done = subprocess.run([sys.executable, "-c", PROBE], env=env, cwd=REPO, capture_output=True, text=True,
                           timeout=120)
@@ -107,6 +112,7 @@ def test_start_reexecs_with_seed_0_forks_a_server_without_the_secret_and_restore
     assert seen["found"] == 0, "the forked server's memory holds the grader's environment"
     assert (seen["seed_random"], seen["hash"]) == (0, seeded)
     assert seen["env"] == env  # every variable back, nothing added (no PYTHONHASHSEED, no file descriptor name)
+    assert seen["bar_disabled"] is False  # the command line's progress bar shows
 
 
 @linux_only

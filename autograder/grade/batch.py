@@ -352,8 +352,8 @@ def _grade_all(session: Session, store: Store, subs: list[Submission], summary: 
         bar = tqdm(total=len(todo), unit="nb", desc="grading")
     pending: dict = {}
     try:
-        pending = {pool.submit(session.grade, sub.path, sub.assignment, sub.root): (sub, sha, fp)
-                   for sub, sha, fp in todo}
+        for sub, sha, fp in todo:
+            pending[pool.submit(session.grade, sub.path, sub.assignment, sub.root)] = (sub, sha, fp)
         while pending:
             done, _ = wait(pending, return_when=FIRST_COMPLETED)
             for fut in done:

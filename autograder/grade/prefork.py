@@ -48,14 +48,20 @@ _MEMFD_NAME = "autograder-environment"
 LOCATION_NAMES = ("PYTHONPATH", "PYTHONHOME", "PYTHONNOUSERSITE", "PYTHONUSERBASE", "PYTHONSAFEPATH",
                   "PYTHONPLATLIBDIR", "HOME")
 
-#: ``(pid, socket)`` of the server :func:`start` forked, until a :class:`ForkServer` adopts it.
-_PREFORKED: tuple[int, socket.socket] | None = None
+#: ``(pid, socket, the policy environment it started with)`` of the server :func:`start` forked, until a
+#: :class:`ForkServer` adopts it.
+_PREFORKED: tuple[int, socket.socket, dict[str, str]] | None = None
+
+#: Modules that read the environment when they are imported (torch imports them): imported again by the grader
+#: once its own environment is back (the server keeps the policy's: ``TQDM_DISABLE=1``).
+_READ_ENV_AT_IMPORT = ("tqdm",)
 
 
 def startup_env(environ: Mapping[bytes, bytes]) -> dict[bytes, bytes]:
     """The environment the re-exec'd grader starts with: the policy's worker environment and the user's
-    :data:`LOCATION_NAMES` (``environ``: ``os.environb``)."""
-    env = {k.encode(): v.encode() for k, v in WORKER_ENV.items()}
+    :data:`LOCATION_NAMES` (``environ``: ``os.environb``). Never the policy's ``HOME`` (``/tmp``): ``site`` would
+    read a user site folder there that anyone can write to."""
+    env = {k.encode(): v.encode() for k, v in WORKER_ENV.items() if k != "HOME"}
     env.update({n.encode(): environ[n.encode()] for n in LOCATION_NAMES if n.encode() in environ})
     return env
 
@@ -80,6 +86,7 @@ def plain_start() -> bool:
     forked server can be the exec'd one's equal."""
     argv, orig = sys.argv, getattr(sys, "orig_argv", None)
     return (sys.platform.startswith("linux") and hasattr(os, "memfd_create") and bool(sys.executable)
+            and os.path.isdir("/proc/self/fd")
             and orig is not None and orig[1:3] == ["-m", "autograder"] and orig[3:] == argv[1:]
             and not sys.flags.ignore_environment and not sys.flags.optimize and not sys.flags.dev_mode
             and not sys.flags.bytes_warning and not sys.warnoptions and not sys._xoptions)
@@ -157,17 +164,19 @@ def _restore_env(fd: int) -> None:
             os.environb[name] = value
         except (OSError, ValueError):  # a name putenv refuses
             pass
+    for name in [m for m in sys.modules if m.split(".")[0] in _READ_ENV_AT_IMPORT]:
+        del sys.modules[name]
 
 
 def _fork_server(env_fd: int) -> None:
     global _PREFORKED
     import warnings
 
-    import torch  # noqa: F401 - what the server inherits instead of importing it again
-
-    pid = None
+    pid, sockets = None, ()
     try:
-        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        import torch  # noqa: F401 - what the server inherits instead of importing it again
+
+        sockets = mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         with warnings.catch_warnings():  # Python >= 3.12 warns about fork() with threads (OpenMP's) alive
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
@@ -179,10 +188,12 @@ def _fork_server(env_fd: int) -> None:
             finally:
                 os._exit(70)
         theirs.close()
-        _PREFORKED = (pid, mine)
+        _PREFORKED = (pid, mine, dict(WORKER_ENV))
     except Exception:  # noqa: BLE001 - best effort: the server will be exec'd
         if pid:
             _ForkedProcess(pid).kill()
+        for sock in sockets:
+            sock.close()
 
 
 class _ForkedProcess:
@@ -226,11 +237,11 @@ def adopt(config: dict) -> tuple[_ForkedProcess, socket.socket] | None:
     global _PREFORKED
     if _PREFORKED is None:
         return None
-    pid, sock = _PREFORKED
+    pid, sock, started_with = _PREFORKED
     _PREFORKED = None
     proc = _ForkedProcess(pid)
     try:
-        if config.get("env") != WORKER_ENV:
+        if config.get("env") != started_with:
             raise OSError("another policy environment")
         if proc.poll() is not None:
             raise OSError("the preforked server ended")
@@ -244,10 +255,14 @@ def adopt(config: dict) -> tuple[_ForkedProcess, socket.socket] | None:
 
 def _standard_imports() -> None:
     """Put the import system back to what ``python -S`` has: no finder or hook that ``site`` (``.pth`` files: an
-    editable install's finder maps ``utils`` and ``autograder`` to the repository) added, none of their modules."""
+    editable install's finder maps ``utils`` and ``autograder`` to the repository) added, none of their modules,
+    none of the builtins ``site`` adds (``help``, ``exit``...: student code gets the same names either way)."""
+    import builtins
     import importlib.machinery as machinery
     import zipimport
 
+    for name in ("help", "exit", "quit", "copyright", "credits", "license"):
+        builtins.__dict__.pop(name, None)
     sys.meta_path[:] = [f for f in sys.meta_path
                         if f in (machinery.BuiltinImporter, machinery.FrozenImporter, machinery.PathFinder)]
     sys.path_hooks[:] = [h for h in sys.path_hooks if h is zipimport.zipimporter
@@ -292,5 +307,6 @@ def _zygote(sock: socket.socket) -> None:  # pragma: no cover - the forked serve
     # the engine imported from the public copy only.
     sys.argv[:] = [os.path.join(config["cwd"], "autograder", "grade", "forkserver.py")]
     sys.modules["__main__"] = types.ModuleType("__main__")
+    sys.modules.pop("__mp_main__", None)
     _standard_imports()
     run_server(config, sock)

@@ -395,9 +395,9 @@ class Session:
                     # grader did not start: start a new (exec'd) one, once.
                     if isinstance(exc, ForkServerError) and (server is None or server.started != "forked"):
                         raise
-                    with self._server_lock:
-                        if self._server is not None:
-                            self._retire(self._server)
+                    with self._server_lock:  # the one that failed: another thread may have replaced it already
+                        if server is not None and self._server is server:
+                            self._retire(server)
                             self._server = None
                     server = self.server()
                     spid = server.spawn(work / "plan.json", w, case_inputs)
