@@ -1,21 +1,20 @@
 """The fork server, both ends: the grader's :class:`ForkServer` handle and the server process (:func:`serve`).
 
-The grader starts ``python -s -S <lib>/autograder/grade/forkserver.py CONFIG.json CONTROL_FD`` once per batch, with
-the policy's environment only (not ``-I``: that would ignore its ``PYTHONHASHSEED=0``, and the workers inherit the
-server's hash seed). The
-server imports torch, the engine and the public ``utils`` (never student code), runs the per-case machinery once so
-its lazy initialisation is inherited, reads each assignment's case inputs (and builds their models) the first time
-a plan names them, and per submission forks a supervisor, which forks the worker (:mod:`autograder.grade.worker`).
+The grader starts ``python -s -S -P <lib>/autograder/grade/forkserver.py CONFIG.json CONTROL_FD`` once per batch,
+with the policy's environment only (not ``-I``: that would ignore its ``PYTHONHASHSEED=0``, and the workers inherit
+the server's hash seed). The server imports torch, the engine and the public ``utils`` (never student code), runs
+the per-case machinery once so its lazy initialisation is inherited, reads each assignment's case inputs (and
+builds their models) the first time a plan names them, and per submission forks a supervisor, which forks the
+worker (:mod:`autograder.grade.worker`).
 A submission therefore costs a fork instead of an interpreter start.
 
 ``python -m autograder grade`` saves that interpreter's torch import: it forks the server from itself before it
 reads anything of the course (:mod:`autograder.grade.prefork`), and the first :class:`ForkServer` adopts that one.
 Anywhere else (``grade_folder`` called from Python, a restart after the server died) the server is exec'd as above.
 
-The socket carries one request per submission: a JSON line ``{"plan": path, "cases": [case input files]}`` with
-the result pipe's write end
-attached (SCM_RIGHTS); the answer is a JSON line ``{"pid": supervisor pid}``. The server's first line is
-``{"ready": true}``.
+The socket carries one request per submission: a JSON line ``{"plan": path, "cases": [case input files not named
+before]}`` with the result pipe's write end attached (SCM_RIGHTS); the answer is a JSON line ``{"pid": supervisor
+pid}``. The server's first line is ``{"ready": true}``.
 
 Imports at the top are the standard library's only: the server sets ``sys.path`` before it imports anything else.
 """
@@ -43,8 +42,9 @@ class ForkServerError(Exception):
 # -- the grader's end -------------------------------------------------------------------------------------------
 
 class ForkServer:
-    """A ``python -s -S`` process that has imported torch and the engine (never student code) and forks one
-    fresh supervisor + worker per submission, so a submission costs a fork instead of an interpreter start."""
+    """A ``python -s -S -P`` process (or one forked from the command-line grader in the same conditions) that has
+    imported torch and the engine (never student code) and forks one fresh supervisor + worker per submission, so a
+    submission costs a fork instead of an interpreter start."""
 
     def __init__(self, lib: Path, sys_path: list[str], log_path: Path, env: dict[str, str],
                  startup_timeout: float = 180.0):
@@ -273,8 +273,8 @@ def _refuse_if_references_import() -> None:  # pragma: no cover - the fork serve
         except (ImportError, ValueError):
             found = None
         if found is not None:
-            print(f"refusing to start: {hidden} can be imported from {found.origin or found.submodule_search_locations}",
-                  file=sys.stderr, flush=True)
+            where = found.origin or found.submodule_search_locations
+            print(f"refusing to start: {hidden} can be imported from {where}", file=sys.stderr, flush=True)
             os._exit(3)
 
 
