@@ -13,9 +13,8 @@ grade must not depend on how the server started. So:
   environment, which may hold secrets, is ever in its memory before the fork: the whole environment travels in an
   anonymous memory file that the grader reads back after the fork (so what is read only when a process starts or
   torch is imported, such as ``OPENBLAS_NUM_THREADS`` or ``MALLOC_ARENA_MAX``, is the policy's in the grader too:
-  it grades with one thread anyway). The grader hashes with a known key too; Python
-  hashes strings with SipHash, and a known key does not make keys that collide in their full 64-bit hashes
-  practical, which a slow dict would need.
+  it grades with one thread anyway). The grader hashes with a known key too: Python hashes strings with SipHash,
+  and a slow dict needs keys that collide in their full 64-bit hashes, which a known key does not make practical.
 * **It forks only from a plain start**: exactly ``python -m autograder ...``, no interpreter options (``-O``
   would strip the students' ``assert`` statements, ``-W error`` would turn their warnings into errors...).
 * **The forked server** (:func:`_zygote`) takes the policy's environment, forgets the engine modules it inherited
