@@ -112,6 +112,8 @@ def test_class_report_grouped_by_assignment_counting_students_with_links(tmp_pat
     assert "aria-label='A: histogram of total points; bars count students'" in page
     assert "aria-label='B: verdict per question; bars count students'" in page
     assert "<title>Q2 g: wrong values, 2 students</title>" in page  # the bars say what they count
+    assert ">totals of 3 students (out of " in page
+    assert ">totals of 1 student (out of 2 points)<" in report._histogram("C", {"ann": 2.0}, 2.0)
     colours = {c.upper() for c in re.findall(r"#[0-9A-Fa-f]{6}", " ".join(c for c, _ in report.STYLES.values()))}
     okabe_ito = {"#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#000000"}
     assert colours - okabe_ito <= {"#777777", "#CCCCCC"}  # plus two greys for "nothing to grade"

@@ -171,7 +171,8 @@ def _histogram(a: str, scores: dict[str, float], top: float) -> str:
     pw, ph = width - left - right, height - up - down
     sx = lambda x: left + (x - edges[0]) / (edges[-1] - edges[0]) * pw  # noqa: E731
     sy = lambda y: up + ph - y / ymax * ph  # noqa: E731
-    body = [_text(width / 2, 16, f"totals of {len(vals)} students (out of {_fmt(top)} points)", size=12)]
+    title = f"totals of {len(vals)} student{'s' * (len(vals) != 1)} (out of {_fmt(top)} points)"
+    body = [_text(width / 2, 16, title, size=12)]
     for t in yticks:
         body.append(f"<line x1='{left}' x2='{left + pw}' y1='{_num(sy(t))}' y2='{_num(sy(t))}' stroke='#eee'/>")
         body.append(_text(left - 5, sy(t) + 4, f"{t:g}", "end"))
