@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import csv
-import os
-import subprocess
-import sys
 import time
 
 import pytest
@@ -12,13 +9,7 @@ import pytest
 from tests.fixtures.fixture_assignment import students
 
 A = students.ASSIGNMENT
-REPO = students.REPO
-
-
-def cli(*args, timeout=300):
-    env = {**os.environ, "PYTHONPATH": str(REPO)}
-    return subprocess.run([sys.executable, "-m", "autograder", "--questions", str(students.QUESTIONS), *args],
-                          capture_output=True, text=True, cwd=REPO, env=env, timeout=timeout)
+cli = students.cli
 
 
 @pytest.fixture(scope="module")

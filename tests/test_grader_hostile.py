@@ -632,10 +632,8 @@ def _grade_one(how: str, notebook: dict, tmp_path: Path, monkeypatch, env: dict[
     students.write_class(root, {"student": notebook})
     out = tmp_path / "out"
     if how == "command line":
-        done = subprocess.run([sys.executable, "-m", "autograder", "--questions", str(students.QUESTIONS), "grade",
-                               str(root), "--out", str(out), "--workers", "1", "--timeout", "20", "--no-progress"],
-                              cwd=students.REPO, env={**os.environ, "PYTHONPATH": str(students.REPO), **env},
-                              capture_output=True, text=True, timeout=600)
+        done = students.cli("grade", str(root), "--out", str(out), "--workers", "1", "--timeout", "20",
+                            "--no-progress", env=env, timeout=600)
         assert done.returncode == 0, done.stderr[-3000:]
         assert json.loads((out / "stats.json").read_text())["fork_servers"] == ["forked"]
     else:

@@ -276,14 +276,14 @@ def _zygote(sock: socket.socket) -> None:  # pragma: no cover - the forked serve
     """The forked server until it is adopted: its own session, killed with the grader; then it waits for the
     configuration, takes the policy's environment and becomes the server
     (:func:`~autograder.grade.forkserver.run_server`)."""
-    import ctypes
     import time
     import types
 
+    from autograder.grade import isolation
     from autograder.grade.forkserver import run_server
 
     os.setsid()
-    ctypes.CDLL(None).prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG
+    isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
     line = b""
     while not line.endswith(b"\n"):
         chunk = sock.recv(1 << 16)
