@@ -150,3 +150,41 @@ def test_question_summary_uses_first_failing_case():
     r = judge.question_result(Q, same)
     assert (r.points, r.verdict, r.message) == (0.0, V.MISSING, "no function")
     assert math.isclose(sum(c.max_points for c in same), 3.0)
+
+
+def _rule(expected: list[float], got: list[float], rtol: float, atol: float) -> str:
+    """TensorMatch's verdict for float tensors, one element at a time in Python floats (an independent
+    formulation): a non-finite value where the reference is finite is "non-finite"; otherwise each value must be
+    within ``atol + rtol * |expected|`` (a NaN error counts as infinite; NaN where the reference has NaN is fine)."""
+    if any(not math.isfinite(g) and math.isfinite(e) for e, g in zip(expected, got)):
+        return V.NON_FINITE
+    for e, g in zip(expected, got):
+        if math.isnan(e) and math.isnan(g):
+            continue
+        err = abs(g - e)
+        err = math.inf if math.isnan(err) else err
+        if err > atol + rtol * abs(e):
+            return V.WRONG_VALUES
+    return V.PASSED
+
+
+def test_tensormatch_verdicts_agree_with_an_elementwise_rule_on_awkward_values():
+    """Including the values where its quick path for passing answers (isclose) and its full rule could differ."""
+    gen = torch.Generator().manual_seed(0)
+    special = torch.tensor([0.0, -0.0, 1.0, -1.0, 1e-30, 1e30, math.inf, -math.inf, math.nan, 1e-5, 2e-5],
+                           dtype=torch.float64)
+    kinds = TensorMatch(rtol=1e-4, atol=1e-5), TensorMatch(rtol=0.0, atol=0.0), TensorMatch(rtol=0.5, atol=1.0)
+    seen = set()
+    for trial in range(600):
+        n = int(torch.randint(1, 5, (1,), generator=gen))
+        e = special[torch.randint(len(special), (n,), generator=gen)]
+        step = torch.tensor([0.0, 1e-9, 1e-6, 1e-5, 1.5e-5, 1e-3, 0.5, 1.0, 2.0], dtype=torch.float64)
+        g = e + step[torch.randint(len(step), (n,), generator=gen)] * torch.sign(torch.randn(n, generator=gen))
+        swap = torch.rand(n, generator=gen) < 0.2  # sometimes a value of its own (inf, nan...)
+        g = torch.where(swap, special[torch.randint(len(special), (n,), generator=gen)], g)
+        kind = kinds[trial % len(kinds)]
+        want = _rule(e.tolist(), g.tolist(), kind.rtol, kind.atol)
+        verdict = kind.match(out(e), out(g))[0]
+        assert verdict == want, (e.tolist(), g.tolist(), kind)
+        seen.add(want)
+    assert seen == {V.PASSED, V.WRONG_VALUES, V.NON_FINITE}

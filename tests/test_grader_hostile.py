@@ -282,6 +282,15 @@ def test_unloadable_submission_loses_everything_and_nothing_else(batch, student)
     assert all(rows[("correct", q)]["verdict"] == "passed" for q in QS)
 
 
+@pytest.mark.parametrize("student,defines", [("exit_at_import", "Boom"), ("segfault_at_import", "Boom"),
+                                             ("loops_at_import", "Forever")])
+def test_an_unloadable_notebook_names_the_cell_it_died_or_hung_in(batch, student, defines):
+    """The worker writes the cell it is loading into a file the grader reads when loading fails (crash or hang)."""
+    cell = len(students.notebook(students.HOSTILE[student]).cells)  # the appended cell is the last one
+    for q in QS:
+        assert f"while loading cell {cell}, the cell that defines `{defines}`" in batch[1][(student, q)]["message"]
+
+
 @pytest.mark.skipif(not NAMESPACE, reason="needs the namespace isolation level (root on Linux)")
 def test_killing_every_process_hurts_nobody_else(batch):
     rows = batch[1]

@@ -14,7 +14,7 @@ import hashlib
 import os
 import sqlite3
 import time
-from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor, as_completed, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
@@ -354,25 +354,23 @@ def _grade_all(session: Session, store: Store, subs: list[Submission], summary: 
     try:
         for sub, sha, fp in todo:
             pending[pool.submit(session.grade, sub.path, sub.assignment, sub.root)] = (sub, sha, fp)
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
-            for fut in done:
-                sub, sha, fp = pending.pop(fut)
-                name = f"{sub.student}/{sub.assignment}"
-                try:
-                    graded = fut.result()
-                except Exception as exc:  # noqa: BLE001 - GraderError, or a bug: never lose the rest of the batch
-                    why = str(exc) if isinstance(exc, GraderError) else f"{type(exc).__name__}: {exc}"
-                    summary.failed.append(f"{name}: {why}")
-                    log(f"GRADER FAILURE (not stored; rerun to retry) {name}: {why[:500]}")
-                else:
-                    feedback.write(out, sub.student, sub.assignment, graded.results,
-                                   graded.prepared.expected_outputs())
-                    store.save(sub.student, sub.assignment, sha, fp, graded.results,
-                               graded.isolation or "none (notebook not run)")
-                    summary.graded += 1
-                if bar is not None:
-                    bar.update(1)
+        # as_completed waits on every future once (wait() per result would be quadratic in the class size)
+        for fut in as_completed(list(pending)):
+            sub, sha, fp = pending.pop(fut)
+            name = f"{sub.student}/{sub.assignment}"
+            try:
+                graded = fut.result()
+            except Exception as exc:  # noqa: BLE001 - GraderError, or a bug: never lose the rest of the batch
+                why = str(exc) if isinstance(exc, GraderError) else f"{type(exc).__name__}: {exc}"
+                summary.failed.append(f"{name}: {why}")
+                log(f"GRADER FAILURE (not stored; rerun to retry) {name}: {why[:500]}")
+            else:
+                feedback.write(out, sub.student, sub.assignment, graded.results, graded.prepared.expected_outputs())
+                store.save(sub.student, sub.assignment, sha, fp, graded.results,
+                           graded.isolation or "none (notebook not run)")
+                summary.graded += 1
+            if bar is not None:
+                bar.update(1)
     finally:
         for fut in pending:  # only after an error: what has not started never starts, what runs finishes here
             fut.cancel()

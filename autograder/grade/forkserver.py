@@ -13,8 +13,8 @@ reads anything of the course (:mod:`autograder.grade.prefork`), and the first :c
 Anywhere else (``grade_folder`` called from Python, a restart after the server died) the server is exec'd as above.
 
 The socket carries one request per submission: a JSON line ``{"plan": path, "cases": [case input files not named
-before]}`` with the result pipe's write end attached (SCM_RIGHTS); the answer is a JSON line ``{"pid": supervisor
-pid}``. The server's first line is ``{"ready": true}``.
+before]}`` with the result pipe's write end and the worker's progress file attached (SCM_RIGHTS); the answer is a
+JSON line ``{"pid": supervisor pid}``. The server's first line is ``{"ready": true}``.
 
 Imports at the top are the standard library's only: the server sets ``sys.path`` before it imports anything else.
 """
@@ -109,17 +109,18 @@ class ForkServer:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def spawn(self, plan: Path, result_fd: int, cases: list[str] = ()) -> int:
+    def spawn(self, plan: Path, result_fd: int, cases: list[str] = (), progress_fd: int | None = None) -> int:
         """Start a worker for ``plan`` writing frames to ``result_fd``; returns its supervisor's pid (a process
         group leader: kill the group to stop the worker). ``cases``: the case input files the plan names (the
-        server reads those it has not read yet before it forks, so that every worker inherits them)."""
+        server reads those it has not read yet before it forks, so that every worker inherits them).
+        ``progress_fd``: a file the worker writes the cell it is loading into (see :mod:`autograder.grade.worker`)."""
         with self.lock:
             if not self._ready:
                 self._wait_ready()
             new = [c for c in cases if c not in self._cases_sent]  # the server keeps what it read: name each once
             self._cases_sent.update(new)
             request = json.dumps({"plan": str(plan), "cases": new}).encode()
-            socket.send_fds(self.sock, [request], [result_fd])
+            socket.send_fds(self.sock, [request], [result_fd] + ([progress_fd] if progress_fd is not None else []))
             return int(json.loads(self._line())["pid"])
 
     def close(self) -> None:
@@ -256,7 +257,7 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
     """The fork server: import torch and the engine once, then fork one supervisor + worker per request.
 
     Requests arrive on a Unix socket: a JSON line ``{"plan": path, "cases": [...]}`` with the result pipe's write
-    end attached (SCM_RIGHTS); the reply is ``{"pid": supervisor pid}``. This process never runs student code."""
+    end and the progress file attached (SCM_RIGHTS); the reply is ``{"pid": supervisor pid}``. This process never runs student code."""
     with open(config_path, encoding="utf-8") as f:
         config = json.load(f)
     run_server(config, socket.socket(fileno=control_fd))
@@ -311,7 +312,7 @@ def run_server(config: dict, sock: socket.socket) -> None:  # pragma: no cover -
     sock.sendall(b'{"ready": true}\n')
     while True:
         try:
-            msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 1)
+            msg, fds, _, _ = socket.recv_fds(sock, 1 << 16, 2)
         except OSError:
             os._exit(0)
         if not msg or not fds:  # the grader is done: wait for the last workers, say what they used, end
@@ -334,8 +335,9 @@ def run_server(config: dict, sock: socket.socket) -> None:  # pragma: no cover -
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             os.setsid()
             isolation.prctl(isolation.PR_SET_PDEATHSIG, signal.SIGKILL)
-            supervise(request["plan"], fds[0])
-        os.close(fds[0])
+            supervise(request["plan"], fds[0], fds[1] if len(fds) > 1 else None)
+        for fd in fds:
+            os.close(fd)
         sock.sendall(json.dumps({"pid": pid}).encode() + b"\n")
 
 

@@ -23,7 +23,7 @@ _HEAD = struct.Struct(">II")
 
 # Frame types, worker -> grader, in the order a worker sends them. ``type`` is the header's one required key.
 HELLO = "hello"                #: the worker is isolated (``isolation``: what it achieved) and about to load
-CELL = "cell"                  #: the notebook cell ``index`` is about to run (names the cell a notebook dies in)
+# (the cell being loaded is not a frame: the worker writes its index into a file, see autograder.grade.worker)
 LOADED = "loaded"              #: the notebook's code is loaded (``errors``: cell index -> message)
 CASE = "case"                  #: one case's status (``question``, ``case``, ``status``...) + its outputs as payload
 MISSING = "missing"            #: the notebook defines no function ``question``
@@ -44,11 +44,16 @@ def pack(header: dict[str, Any], payload: bytes = b"") -> bytes:
     return _HEAD.pack(len(data), len(payload)) + data + payload
 
 
-def write_frame(fd: int, header: dict[str, Any], payload: bytes = b"") -> None:
-    view = memoryview(pack(header, payload))
+def write_bytes(fd: int, data: bytes) -> None:
+    """Write all of ``data`` (packed frames) to ``fd``."""
+    view = memoryview(data)
     while view:
         n = _write(fd, view)
         view = view[n:]
+
+
+def write_frame(fd: int, header: dict[str, Any], payload: bytes = b"") -> None:
+    write_bytes(fd, pack(header, payload))
 
 
 class FrameReader:

@@ -175,6 +175,19 @@ def _cell_where(index: int | None, cells: list[extract.Cell]) -> str:
     return f" while loading {cell.label()}" + (f", the cell that defines {names}" if names else "")
 
 
+def _loading_cell(fd: int) -> int | None:
+    """The cell index the worker last wrote into its progress file (None if none, or not a plausible index)."""
+    try:
+        text = os.pread(fd, 32, 0)
+    except OSError:
+        return None
+    try:
+        index = int(text.split(b"\0")[0].decode("ascii").strip() or "x")
+    except (UnicodeDecodeError, ValueError):
+        return None
+    return index if 0 < index < 1_000_000 else None
+
+
 @dataclass
 class _Outcome:
     hello: dict | None = None
@@ -384,40 +397,52 @@ class Session:
         case_inputs = [c["file"] for q in plan["questions"] for c in q["cases"]]
         _chmod_public(work)
         r, w = os.pipe()
-        try:
+        # the worker writes the index of the cell it is loading into ``progress`` (read only if loading fails)
+        with tempfile.TemporaryFile(dir=self.base) as progress:
             try:
-                server = None
                 try:
-                    server = self.server()
-                    spid = server.spawn(work / "plan.json", w, case_inputs)
-                except (OSError, ForkServerError) as exc:
-                    # The fork server died (killed, out of memory...), or the one forked from the command-line
-                    # grader did not start: start a new (exec'd) one, once.
-                    if isinstance(exc, ForkServerError) and (server is None or server.started != "forked"):
-                        raise
-                    with self._server_lock:  # the one that failed: another thread may have replaced it already
-                        if server is not None and self._server is server:
-                            self._retire(server)
-                            self._server = None
-                    server = self.server()
-                    spid = server.spawn(work / "plan.json", w, case_inputs)
-            except ForkServerError as exc:
-                raise GraderError(str(exc)) from None
-        finally:
-            os.close(w)
-        started = isolation.start_ticks(spid)
-        outcome = _Outcome(result_bytes=result_bytes)
-        try:
-            self._read_worker(FrameReader(r, max_payload=self.policy.max_case_payload), prepared, outcome,
-                              deadline if deadline is not None else [],
-                              budget if budget is not None else self.policy.submission_budget(len(questions)))
-        finally:
-            os.close(r)
-            self._stop(spid, outcome, started)
+                    server, spid = self._spawn(work / "plan.json", w, case_inputs, progress.fileno())
+                finally:
+                    os.close(w)
+            except BaseException:
+                os.close(r)
+                raise
+            started = isolation.start_ticks(spid)
+            outcome = _Outcome(result_bytes=result_bytes)
+            try:
+                self._read_worker(FrameReader(r, max_payload=self.policy.max_case_payload), prepared, outcome,
+                                  deadline if deadline is not None else [],
+                                  budget if budget is not None else self.policy.submission_budget(len(questions)))
+            finally:
+                os.close(r)
+                self._stop(spid, outcome, started)
+                if outcome.loaded is None:
+                    outcome.cell = _loading_cell(progress.fileno())
         if outcome.hello is None:
             raise GraderError(f"the grading worker did not start: {outcome.failure}\n{server.log_tail()}")
         shutil.rmtree(work, ignore_errors=True)
         return outcome
+
+    def _spawn(self, plan: Path, result_fd: int, case_inputs: list[str], progress_fd: int) -> tuple[ForkServer, int]:
+        """Start a worker on the fork server: ``(the server, the worker's supervisor pid)``."""
+        server = None
+        try:
+            try:
+                server = self.server()
+                return server, server.spawn(plan, result_fd, case_inputs, progress_fd)
+            except (OSError, ForkServerError) as exc:
+                # The fork server died (killed, out of memory...), or the one forked from the command-line grader
+                # did not start: start a new (exec'd) one, once.
+                if isinstance(exc, ForkServerError) and (server is None or server.started != "forked"):
+                    raise
+                with self._server_lock:  # the one that failed: another thread may have replaced it already
+                    if server is not None and self._server is server:
+                        self._retire(server)
+                        self._server = None
+                server = self.server()
+                return server, server.spawn(plan, result_fd, case_inputs, progress_fd)
+        except ForkServerError as exc:
+            raise GraderError(str(exc)) from None
 
     def _read_worker(self, reader: FrameReader, prepared: Prepared, outcome: _Outcome,
                      submission_deadline: list[float], budget: float) -> None:
@@ -482,10 +507,6 @@ class Session:
                     return
                 outcome.loaded = {"type": P.LOADED, "errors": {k: _text(v, 2000) for k, v in errors.items()}}
                 deadline = time.monotonic() + per_question
-            elif kind == P.CELL and outcome.loaded is None:  # the cell about to load: no deadline extended
-                index = header.get("index")
-                if isinstance(index, int) and not isinstance(index, bool) and 0 < index < 1_000_000:
-                    outcome.cell = index
             elif kind == P.CASE and outcome.loaded is not None:
                 key = (header.get("question"), header.get("case"))
                 status = header.get("status")
