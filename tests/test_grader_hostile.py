@@ -682,6 +682,22 @@ def test_workers_hash_strings_with_the_policys_seed(how, tmp_path, monkeypatch):
     assert (add_one["verdict"], add_one["message"]) == ("passed", "all 2 cases passed"), add_one
 
 
+@pytest.mark.parametrize("how", ["command line", "grade_folder"])
+def test_student_code_sees_exactly_the_policys_environment(how, tmp_path, monkeypatch):
+    """Whichever way its server started (forked from the command-line grader or exec'd), and whatever the
+    instructor's environment holds, a worker's environment is the policy's and nothing else: ``add_one`` is off by
+    100 otherwise."""
+    from autograder.grade.policy import WORKER_ENV
+
+    # (seeding a case sets PYTHONHASHSEED to its seed, for the processes student code starts: see utils.device)
+    policy = {k: v for k, v in WORKER_ENV.items() if k != "PYTHONHASHSEED"}
+    body = students._add_one("import os\nseen = {k: v for k, v in os.environ.items() if k != 'PYTHONHASHSEED'}\n"
+                             f"x = x + (0 if seen == {policy!r} else 100)")
+    add_one = _grade_one(how, body, tmp_path, monkeypatch,
+                         {"KIT_EXTRA": "1", "GLIBC_TUNABLES": "glibc.malloc.tcache_count=0"})
+    assert (add_one["verdict"], add_one["message"]) == ("passed", "all 2 cases passed"), add_one
+
+
 #: ``add_one`` is off by one for each way into the instructor's files it finds on its import path.
 FINDS_REFERENCES = students._add_one("""
 import importlib.util, sys
