@@ -1,7 +1,7 @@
 """Batch grading at scale: throughput per worker count and the CPU the grader's own processes use (issue #14).
 
     python benchmarks/grading_scale.py [--students 34] [--workers-list 1,2] [--assignments 01_...,06_...]
-                                       [--with-timeouts] [--engine before=/path/to/checkout ...]
+                                       [--with-timeouts] [--engine before=/path/to/checkout ...] [--pause 25]
 
 Builds a synthetic class from the demo's builders (:mod:`autograder.course.synthetic`: full marks, one question wrong,
 blank, syntax error, exception, wrong shape, ``os._exit`` at load; the infinite-loop student only with
@@ -23,6 +23,11 @@ subprocess, and prints per run:
 It also checks that ``grades.csv`` is byte-identical across all runs. ``--engine LABEL=DIR`` (repeatable) grades
 with the engine checked out in DIR instead of this one (e.g. ``git worktree add /tmp/before <commit>``), runs
 interleaved per worker count, so figures of two engine versions can be compared side by side on a loaded machine.
+
+``--pause SECONDS`` waits before every run. A run that starts right after another is cheaper for the fork server:
+it finds huge pages the last run just freed, while on an idle machine (and in a VM that hands free memory back to
+its host) each huge page it collapses its memory into is fresh, ~0.5 s more per batch. An instructor's one run is
+the idle case; with ``--pause 25`` every run is.
 """
 from __future__ import annotations
 
@@ -111,6 +116,8 @@ def main() -> None:
     parser.add_argument("--engine", action="append", default=[], metavar="LABEL=DIR",
                         help="grade with the engine in DIR (repeatable; default: this checkout)")
     parser.add_argument("--keep", type=Path, help="build and grade under this folder and keep it")
+    parser.add_argument("--pause", type=float, default=0.0, metavar="SECONDS",
+                        help="wait this long before every run (runs on an idle machine; default 0)")
     args = parser.parse_args()
 
     entries = registry.entries()
@@ -128,19 +135,22 @@ def main() -> None:
     workers_list = _workers_list(args.workers_list)
     print(f"{n} submissions ({args.students} students x {len(ids)} assignments"
           f"{', with' if args.with_timeouts else ', no'} infinite loops), {os.cpu_count()} cores, "
-          f"workers {workers_list}, engines: {', '.join(f'{l}={d}' for l, d in engines)}")
+          f"workers {workers_list}, engines: {', '.join(f'{l}={d}' for l, d in engines)}"
+          f"{f', {args.pause:g} s pause before each run' if args.pause else ''}")
     print("CPU = user + system seconds (getrusage / os.wait4); grader own = total - student workers "
           "(the grader process + the fork server)\n")
     head = (f"{'engine':8s} {'workers':>7s} {'wall s':>7s} {'subm/s':>7s} {'speed-up':>8s} {'CPU total':>9s} "
             f"{'workers':>8s} {'grader':>7s} {'server':>7s} {'own/subm':>9s} {'own %':>6s} {'unacc.':>7s}")
     print(head)
-    results: dict[tuple[str, int], dict] = {}
+    runs: list[dict[str, dict]] = []  # per entry of --workers-list (which may repeat a count): engine -> figures
     try:
         for w in workers_list:
+            runs.append({})
             for label, engine in engines:
+                time.sleep(args.pause)
                 r = grade_once(engine, submitted, tmp / f"out_{label}_w{w}", w, args.timeout)
-                results[(label, w)] = r
-                base = results[(label, workers_list[0])]
+                runs[-1][label] = r
+                base = runs[0][label]
                 own = r["total"] - r["workers_cpu"] if r["workers_cpu"] is not None else float("nan")
                 fmt = lambda v, width, d=1: f"{v:{width}.{d}f}" if v is not None else f"{'-':>{width}s}"  # noqa
                 print(f"{label:8s} {w:7d} {r['wall']:7.1f} {n / r['wall']:7.2f} {base['wall'] / r['wall']:7.2f}x "
@@ -151,16 +161,17 @@ def main() -> None:
     finally:
         if args.keep is None:
             shutil.rmtree(tmp, ignore_errors=True)
-    digests = {r["csv"] for r in results.values()}
-    print(f"\ngrades.csv identical across all {len(results)} runs: {'yes' if len(digests) == 1 else 'NO'} "
+    done = [r for run in runs for r in run.values()]
+    digests = {r["csv"] for r in done}
+    print(f"\ngrades.csv identical across all {len(done)} runs: {'yes' if len(digests) == 1 else 'NO'} "
           f"(sha256 {', '.join(sorted(d[:16] for d in digests))})")
     if len(engines) > 1:
         print("\nratios per worker count (first engine / each other engine):")
         first = engines[0][0]
-        for w in workers_list:
-            a = results[(first, w)]
+        for i, w in enumerate(workers_list[:len(runs)]):
+            a = runs[i][first]
             for label, _ in engines[1:]:
-                b = results[(label, w)]
+                b = runs[i][label]
                 own_a, own_b = a["total"] - (a["workers_cpu"] or 0), b["total"] - (b["workers_cpu"] or 0)
                 print(f"  workers {w}: wall {a['wall'] / b['wall']:.2f}x, grader-own CPU "
                       f"{own_a / max(own_b, 1e-9):.2f}x ({first} {own_a:.1f} s vs {label} {own_b:.1f} s)")

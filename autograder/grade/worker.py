@@ -12,7 +12,8 @@ Wake-ups are what a frame costs the grader (a thread woken for a lone frame spen
 parsing it costs), so the worker sends few: the cell being loaded is not a frame but a number it writes into a
 file the grader reads only if loading fails (the ``progress`` descriptor), and the case frames of the question
 phase wait in an outbox for at most :data:`FLUSH_WINDOW` seconds, so that those which come close together travel in
-one write. Anything that precedes student code is sent at once.
+one write. Anything that precedes student code is sent at once. (A worker killed while frames wait there, say by a
+thread the notebook started at load, loses at most that window's results: those cases count as crashed.)
 
 Imports are inside the functions: this module is imported by the fork server before it has set ``sys.path``.
 """
