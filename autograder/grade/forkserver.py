@@ -257,7 +257,8 @@ def serve(config_path: str, control_fd: int) -> None:  # pragma: no cover - the 
     """The fork server: import torch and the engine once, then fork one supervisor + worker per request.
 
     Requests arrive on a Unix socket: a JSON line ``{"plan": path, "cases": [...]}`` with the result pipe's write
-    end and the progress file attached (SCM_RIGHTS); the reply is ``{"pid": supervisor pid}``. This process never runs student code."""
+    end and the progress file attached (SCM_RIGHTS); the reply is ``{"pid": supervisor pid}``. This process never
+    runs student code."""
     with open(config_path, encoding="utf-8") as f:
         config = json.load(f)
     run_server(config, socket.socket(fileno=control_fd))
